@@ -1,0 +1,3 @@
+"""Import the built-in check modules so their `@check` registrations run."""
+
+from . import latency, structure, text  # noqa: F401

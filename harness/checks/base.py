@@ -1,0 +1,190 @@
+"""The check registry and the one dispatcher every check goes through.
+
+A check is a small factory registered by name (inspect_ai's scorer shape): YAML
+`{contains: {value: "19時", ignore_case: false}}` becomes `contains(value="19時",
+ignore_case=False)`, which returns the function that scores one subject. The factory's
+signature is validated by pydantic, so a wrong argument is a configuration error with a
+position, found before anything runs. Negation, weights and error capture live here,
+once, not in each check (promptfoo's dispatcher shape).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Literal, Union
+
+from pydantic import ValidationError, validate_call
+
+from ..errors import ConfigError
+from ..records import CheckResult, Transcript, Turn
+from ..spec import CaseSpec, CheckSpec
+
+Scope = Literal["turn", "call", "any"]
+
+
+@dataclass(slots=True)
+class Score:
+    """What a check function returns before the dispatcher applies negation and weight."""
+
+    passed: bool
+    reason: str = ""
+    score: float | None = None  # 0..1; defaults to 1.0 or 0.0 from `passed`
+
+
+@dataclass(slots=True)
+class Subject:
+    """What a check looks at.
+
+    For a turn-level check, `text` is that turn's reply and `turn` is set. For a call-level
+    check (the case's own `expect`, `outcome`, `budgets`), `text` is every agent reply of
+    the call joined by newlines and `turn` is None.
+    """
+
+    text: str
+    transcript: Transcript
+    case: CaseSpec | None = None
+    turn: Turn | None = None
+    extras: dict[str, Any] = field(default_factory=dict)  # services lent by the runner (judge client, …)
+
+
+CheckFn = Callable[[Subject], Union[Score, Awaitable[Score]]]
+
+
+@dataclass
+class CheckInfo:
+    name: str
+    factory: Callable[..., CheckFn]
+    description: str
+    primary: str | None  # the parameter a scalar YAML value fills
+    scope: Scope = "any"
+    needs_llm: bool = False
+    mapping_primary: bool = False  # a mapping value fills `primary` instead of being kwargs
+
+    @property
+    def params(self) -> dict[str, inspect.Parameter]:
+        return dict(inspect.signature(self.factory).parameters)
+
+
+_REGISTRY: dict[str, CheckInfo] = {}
+
+
+def check(
+    name: str,
+    *,
+    primary: str | None = None,
+    scope: Scope = "any",
+    needs_llm: bool = False,
+    mapping_primary: bool = False,
+) -> Callable[[Callable[..., CheckFn]], Callable[..., CheckFn]]:
+    """Register a check factory under `name`. Its docstring's first line is its help text."""
+
+    def deco(factory: Callable[..., CheckFn]) -> Callable[..., CheckFn]:
+        doc = (inspect.getdoc(factory) or "").strip().splitlines()
+        _REGISTRY[name] = CheckInfo(
+            name=name,
+            factory=validate_call(factory),
+            description=doc[0] if doc else "",
+            primary=primary,
+            scope=scope,
+            needs_llm=needs_llm,
+            mapping_primary=mapping_primary,
+        )
+        return factory
+
+    return deco
+
+
+def registry() -> dict[str, CheckInfo]:
+    from . import _builtin  # noqa: F401  (registers the built-in checks)
+
+    return dict(_REGISTRY)
+
+
+@dataclass
+class CompiledCheck:
+    info: CheckInfo
+    spec: CheckSpec
+    fn: CheckFn
+    args: dict[str, Any]
+
+    async def run(self, subject: Subject) -> CheckResult:
+        turn = subject.turn.index if subject.turn is not None else None
+        try:
+            out = self.fn(subject)
+            if inspect.isawaitable(out):
+                out = await out
+        except Exception as e:  # a check that cannot run is an error result, never a crash
+            return CheckResult(
+                name=self.display_name, passed=False, score=0.0, reason=f"check could not run: {e}",
+                args=self.args, turn=turn, weight=self.spec.weight, error=True,
+            )
+        passed, reason = out.passed, out.reason
+        score = out.score if out.score is not None else (1.0 if passed else 0.0)
+        if self.spec.negate:
+            passed, score = not passed, 1.0 - score
+            reason = f"not: {reason}" if reason else "negated check"
+        return CheckResult(
+            name=self.display_name, passed=passed, score=score, reason=reason,
+            args=self.args, turn=turn, weight=self.spec.weight,
+        )
+
+    @property
+    def display_name(self) -> str:
+        base = self.spec.label or self.info.name
+        return f"not {base}" if self.spec.negate and not self.spec.label else base
+
+
+def compile_check(spec: CheckSpec, *, scope: Scope) -> CompiledCheck:
+    """Turn one YAML expectation into a runnable check, or raise a positioned ConfigError."""
+    reg = registry()
+    info = reg.get(spec.name)
+    if info is None:
+        hint = difflib.get_close_matches(spec.name, list(reg), n=1)
+        more = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ConfigError(
+            f"unknown check {spec.name!r} (expected one of: {', '.join(sorted(reg))}{more})",
+            spec.name_pos or spec.pos,
+        )
+    if info.scope != "any" and info.scope != scope:
+        where = "a turn's expect" if scope == "turn" else "the case's expect"
+        raise ConfigError(f"check {spec.name!r} cannot be used in {where} (it checks a whole {info.scope})",
+                          spec.name_pos or spec.pos)
+    if spec.arg is None:
+        kwargs: dict[str, Any] = {}
+    elif isinstance(spec.arg, dict) and not info.mapping_primary:
+        kwargs = dict(spec.arg)
+    elif info.primary is None:
+        raise ConfigError(f"check {spec.name!r} takes its settings as a mapping, got {type(spec.arg).__name__}",
+                          spec.pos)
+    else:
+        kwargs = {info.primary: spec.arg}
+    params = info.params
+    for key in kwargs:
+        if key not in params:
+            hint = difflib.get_close_matches(str(key), list(params), n=1)
+            more = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise ConfigError(
+                f"check {spec.name!r} has no setting {key!r} (expected: {', '.join(params) or 'none'}{more})",
+                spec.pos,
+            )
+    try:
+        fn = info.factory(**kwargs)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"check {spec.name!r}: {loc}: {err['msg']}", spec.pos) from None
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"check {spec.name!r}: {e}", spec.pos) from None
+    return CompiledCheck(info=info, spec=spec, fn=fn, args={k: _plain(v) for k, v in kwargs.items()})
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return type(v)(v) if v is not None and type(v) not in (str, int, float, bool) else v
+    return str(v)

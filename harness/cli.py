@@ -1,0 +1,163 @@
+"""The `harness` command. A thin front over `harness.pipeline`; heavy imports stay lazy."""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+
+from .errors import ExitCode, HarnessError
+
+app = typer.Typer(
+    name="harness",
+    help=(
+        "Regression and drift testing for LLM phone agents.\n\n"
+        "Runs golden YAML cases (whole simulated calls or single prompts) against a target, "
+        "checks every answer, keeps the history, and reports.\n\n"
+        "Exit codes: 0 all passed · 1 a check failed or a regression/drift was found · "
+        "2 bad configuration or input · 3 the target or a required service could not be reached."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+list_app = typer.Typer(help="List what is available: checks, targets.", no_args_is_help=True)
+app.add_typer(list_app, name="list")
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _fail(err: HarnessError) -> "typer.Exit":
+    _console(stderr=True).print(f"error: {err.line()}", markup=False, soft_wrap=True)
+    return typer.Exit(int(err.exit_code))
+
+
+@app.command()
+def run(
+    suite: str = typer.Argument(..., help="Suite file, e.g. suites/post-merge.yaml"),
+    topic: List[str] = typer.Option([], "--topic", "-t", help="Only cases of this topic (repeatable)."),
+    tag: List[str] = typer.Option([], "--tag", help="Only cases carrying one of these tags (repeatable)."),
+    exclude_tag: List[str] = typer.Option([], "--exclude-tag", help="Skip cases carrying this tag."),
+    case_id: List[str] = typer.Option([], "--id", help="Only case ids matching this glob, e.g. 'rsv-*'."),
+    repeat: Optional[int] = typer.Option(None, "--repeat", "-n", min=1, help="Run every case N times."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Calls in flight at once."),
+    sim_fault: List[str] = typer.Option(
+        [], "--sim-fault", help="Inject a fault into the embedded agent, e.g. model_update or hallucination:0.2."
+    ),
+    store: Optional[str] = typer.Option(None, "--store", help="SQLAlchemy URL of the history store."),
+    report_dir: Optional[str] = typer.Option(None, "--report-dir", "-o", help="Folder for the reports."),
+    json_path: Optional[str] = typer.Option(None, "--json", help="Also write the JSON results here."),
+    junit_path: Optional[str] = typer.Option(None, "--junit", help="Also write JUnit XML here."),
+    html_path: Optional[str] = typer.Option(None, "--html", help="Also write the HTML report here."),
+    no_reports: bool = typer.Option(False, "--no-reports", help="Write no report files (the store still has all)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No live progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final status line."),
+) -> None:
+    """Run a suite: every selected case against the suite's target, checked, stored and reported."""
+    from .pipeline import RunOptions, run_suite
+    from .report import print_summary
+
+    console = _console()
+    options = RunOptions(
+        topics=tuple(topic), tags=tuple(tag), exclude_tags=tuple(exclude_tag), ids=tuple(case_id),
+        repeat=repeat, concurrency=concurrency, sim_faults=tuple(sim_fault), store_url=store,
+        report_dir=report_dir, json_path=json_path, junit_path=junit_path, html_path=html_path,
+        write_reports=not no_reports, progress=not (no_progress or quiet),
+    )
+    try:
+        outcome = run_suite(suite, options, console=console)
+    except HarnessError as e:
+        raise _fail(e)
+    if not quiet:
+        print_summary(console, outcome.run, outcome.results)
+        for name, path in outcome.reports.items():
+            if name != "html_latest":
+                console.print(f"{name}: {path}", markup=False)
+    else:
+        c = outcome.run.counts
+        console.print(f"{outcome.run.status}: {c.get('passed', 0)} passed, {c.get('failed', 0)} failed, "
+                      f"{c.get('error', 0)} error, {c.get('not_run', 0)} not run", markup=False)
+    if outcome.run.message:
+        _console(stderr=True).print(f"error: {outcome.run.message}", markup=False, soft_wrap=True)
+    for w in outcome.warnings:
+        _console(stderr=True).print(f"warning: {w}", markup=False, soft_wrap=True)
+    raise typer.Exit(int(outcome.exit_code))
+
+
+@app.command()
+def validate(paths: List[str] = typer.Argument(..., help="Golden files, suite files or folders.")) -> None:
+    """Check golden and suite files for mistakes without running anything."""
+    from .loading import validate_paths
+
+    try:
+        errors, checked = validate_paths(paths)
+    except HarnessError as e:
+        raise _fail(e)
+    err = _console(stderr=True)
+    for e in errors:
+        err.print(e.line(), markup=False, soft_wrap=True)
+    if errors:
+        err.print(f"{len(errors)} problem(s) in {checked} file(s)", markup=False)
+        raise typer.Exit(int(ExitCode.CONFIG))
+    _console().print(f"ok: {checked} file(s) valid", markup=False)
+
+
+@list_app.command("checks")
+def list_checks() -> None:
+    """The checks a golden case can use in `expect:`."""
+    from rich.table import Table
+
+    from .checks import registry
+
+    table = Table("check", "argument", "settings", "needs LLM", "description", box=None)
+    for name, info in sorted(registry().items()):
+        settings = ", ".join(p for p in info.params if p != info.primary)
+        table.add_row(name, info.primary or "-", settings or "-", "yes" if info.needs_llm else "", info.description)
+    _console().print(table)
+
+
+@list_app.command("targets")
+def list_targets() -> None:
+    """The kinds of target a suite can run against."""
+    from rich.table import Table
+
+    from .targets import registry
+
+    table = Table("kind", "settings", "description", box=None)
+    for kind, cls in sorted(registry().items()):
+        fields = ", ".join(n for n in cls.config_model.model_fields if n not in ("kind",))
+        doc = (cls.description or (cls.__doc__ or "").strip().splitlines()[0] if (cls.description or cls.__doc__) else "")
+        table.add_row(kind, fields, doc)
+    _console().print(table)
+
+
+@app.command()
+def schema(kind: str = typer.Argument("golden", help="golden or suite")) -> None:
+    """Print the JSON Schema of golden or suite files (for editor completion)."""
+    import json
+
+    from .schema import json_schema
+
+    if kind not in ("golden", "suite"):
+        raise _fail(HarnessError(f"unknown schema {kind!r} (expected golden or suite)"))
+    sys.stdout.write(json.dumps(json_schema(kind), indent=2, ensure_ascii=False) + "\n")
+
+
+def main() -> None:
+    try:
+        app()
+    except HarnessError as e:  # anything a command did not catch itself
+        _console(stderr=True).print(f"error: {e.line()}", markup=False, soft_wrap=True)
+        sys.exit(int(e.exit_code))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""The composition root: load → plan → run → check → store → report.
+
+The CLI, the scheduler and the pytest plugin are thin fronts over `run_suite`. Nothing
+else wires the stages together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ConfigError, ExitCode, HarnessError
+from .records import CaseResult, RunInfo
+
+
+@dataclass
+class RunOptions:
+    """What the command line (or another front) adds to a suite."""
+
+    topics: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    exclude_tags: tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
+    repeat: int | None = None
+    concurrency: int | None = None
+    sim_faults: tuple[str, ...] = ()
+    store_url: str | None = None
+    report_dir: str | None = None
+    json_path: str | None = None
+    junit_path: str | None = None
+    html_path: str | None = None
+    write_reports: bool = True
+    progress: bool = True
+    env: dict[str, str] | None = None
+    run_id: str | None = None
+
+
+@dataclass
+class RunOutcome:
+    run: RunInfo
+    results: list[CaseResult]
+    exit_code: ExitCode
+    reports: dict[str, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+def git_sha(root: str) -> str | None:
+    for var in ("HARNESS_GIT_SHA", "GITHUB_SHA", "CI_COMMIT_SHA"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def exit_code_for(counts: dict[str, int], aborted: str | None) -> ExitCode:
+    if aborted:
+        return ExitCode.UNREACHABLE
+    if counts.get("failed"):
+        return ExitCode.FAILED
+    if counts.get("error") or counts.get("not_run"):
+        return ExitCode.UNREACHABLE
+    return ExitCode.OK
+
+
+def _apply_sim_faults(raw: dict[str, Any], faults: tuple[str, ...]) -> dict[str, Any]:
+    if not faults:
+        return raw
+    if raw.get("kind") != "sim":
+        raise ConfigError(f"--sim-fault applies to the sim target only (this suite's target is {raw.get('kind')!r})")
+    from .targets.sim import parse_fault
+
+    for f in faults:
+        try:
+            parse_fault(f)
+        except ValueError as e:
+            raise ConfigError(f"--sim-fault {f}: {e}") from None
+    raw = dict(raw)
+    raw["faults"] = list(raw.get("faults") or []) + list(faults)
+    return raw
+
+
+def prepare(suite_path: str, options: RunOptions):
+    """Load and validate everything a run needs; raises ConfigError before anything runs."""
+    from .loading import load_cases, load_suite, suite_position_of, suite_target_raw
+    from .runner import compile_case, plan_items
+    from .targets import create
+
+    env = options.env if options.env is not None else dict(os.environ)
+    suite = load_suite(suite_path, env=env)
+    cases = load_cases(suite, topics=options.topics, tags=options.tags, ids=options.ids,
+                       exclude_tags=options.exclude_tags)
+    raw = _apply_sim_faults(dict(suite_target_raw(suite)), options.sim_faults)
+    if options.concurrency:
+        raw["limits"] = {**dict(raw.get("limits") or {}), "concurrency": options.concurrency}
+    target = create(raw, suite_position_of(suite))
+    target.root = suite.root
+    repeat = options.repeat or suite.repeat
+    compiled = [compile_case(c, repeat) for c in cases]
+    if options.repeat:
+        for c in compiled:
+            c.repeat = options.repeat
+    items = plan_items(compiled)
+    return suite, target, items
+
+
+def run_suite(
+    suite_path: str,
+    options: RunOptions | None = None,
+    *,
+    console: Any = None,
+    on_result: Callable[[CaseResult], None] | None = None,
+) -> RunOutcome:
+    """Run one suite end to end. Every result is in the store before any report is written."""
+    from .store import ResultWriter, Store
+
+    options = options or RunOptions()
+    suite, target, items = prepare(suite_path, options)
+    store = Store.open(options.store_url or suite.store.url, root=suite.root)
+    try:
+        return _run(suite, target, items, store, options, console, on_result, ResultWriter)
+    finally:
+        store.close()
+
+
+def _run(suite, target, items, store, options, console, on_result, ResultWriter) -> RunOutcome:
+    from .runner import Runner
+
+    run = RunInfo(
+        run_id=options.run_id or new_run_id(),
+        suite=suite.name,
+        suite_file=os.path.relpath(suite.file, suite.root) if suite.file else "",
+        target=target.describe(),
+        model=target.describe().get("model"),
+        git_sha=git_sha(suite.root),
+        host=socket.gethostname(),
+        started=time.time(),
+        planned=len(items),
+        extra={"pid": os.getpid()},
+    )
+    store.start_run(run)
+    writer = ResultWriter(store, run.run_id)
+    results: list[CaseResult] = []
+    progress = None
+    if options.progress and console is not None:
+        from .report import ProgressReporter
+
+        progress = ProgressReporter(console)
+        progress.start(len(items))
+
+    def collect(result: CaseResult) -> None:
+        writer.add(result)
+        results.append(result)
+        if progress is not None:
+            progress.advance(result.status)
+        if on_result is not None:
+            on_result(result)
+
+    runner = Runner(target, on_result=collect)
+    status, message = "complete", None
+    stats = None
+    try:
+        stats = _run_async(runner, items, target)
+    except KeyboardInterrupt:
+        status, message = "incomplete", "stopped by a signal before every case ran"
+    finally:
+        if progress is not None:
+            progress.stop()
+        writer.close()  # every finished result is durable before anything is reported
+    counts = {"passed": 0, "failed": 0, "error": 0, "not_run": 0}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    aborted = stats.aborted if stats else None
+    if aborted:
+        status, message = "aborted", aborted
+    code = exit_code_for(counts, aborted) if status != "incomplete" else ExitCode.UNREACHABLE
+    run.ended = time.time()
+    run.status = status
+    run.counts = counts
+    run.exit_code = int(code)
+    run.message = message
+    if stats is not None:
+        run.extra["requests"] = stats.requests.requests
+        run.extra["retries"] = stats.requests.retries
+        run.extra["infra_errors"] = dict(stats.requests.by_kind)
+    store.finish_run(run.run_id, status=status, ended=run.ended, exit_code=run.exit_code, counts=counts,
+                     message=message)
+    outcome = RunOutcome(run=run, results=results, exit_code=code)
+    if options.write_reports:
+        outcome.reports = write_reports(suite, run, results, options)
+    return outcome
+
+
+def _run_async(runner, items, target):
+    async def main():
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        installed = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, task.cancel)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        try:
+            return await runner.run(items)
+        except asyncio.CancelledError:
+            raise KeyboardInterrupt from None
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await target.aclose()
+
+    return asyncio.run(main())
+
+
+def write_reports(suite, run: RunInfo, results: list[CaseResult], options: RunOptions) -> dict[str, Path]:
+    """JSON, JUnit and HTML for one run, into the suite's report folder unless paths are given."""
+    from .report import write_json, write_junit, write_run_html
+
+    out_dir = Path(options.report_dir or os.path.join(suite.root, suite.output.dir))
+    written: dict[str, Path] = {}
+    stem = f"{suite.name}-{run.run_id}"
+    plan = [
+        ("json", options.json_path, suite.output.json_, write_json, ".json"),
+        ("junit", options.junit_path, suite.output.junit, write_junit, ".junit.xml"),
+        ("html", options.html_path, suite.output.html, write_run_html, ".html"),
+    ]
+    for name, explicit, enabled, writer, suffix in plan:
+        if not explicit and not enabled:
+            continue
+        path = Path(explicit) if explicit else out_dir / f"{stem}{suffix}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer(path, run, results)
+        except OSError as e:
+            raise HarnessError(f"cannot write the {name} report to {path}: {e.strerror or e}") from None
+        written[name] = path
+    if written.get("html") and not options.html_path:
+        latest = out_dir / f"{suite.name}-latest.html"
+        try:
+            latest.write_bytes(written["html"].read_bytes())
+            written["html_latest"] = latest
+        except OSError:
+            pass
+    return written

@@ -1,0 +1,183 @@
+"""Plain records that flow from targets through checks to the store and reporters.
+
+Targets produce a `Transcript`; checks produce `CheckResult`s; the runner wraps both in a
+`CaseResult`. These are dataclasses (cheap to build by the thousand); the store and the JSON
+reporter serialise them with `to_dict()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["passed", "failed", "error", "not_run"]
+
+
+@dataclass(slots=True)
+class AgentReply:
+    """One answer from the agent, as a target returns it."""
+
+    text: str
+    first_token_ms: float | None = None
+    total_ms: float | None = None
+    model: str | None = None  # the model the endpoint says answered
+    fingerprint: str | None = None  # system_fingerprint or equivalent
+    route: str | None = None  # which route served (primary, fallback, …)
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost: float | None = None
+    # structured state the agent reports for this turn (intent, slots, transferred, …)
+    state: dict[str, Any] = field(default_factory=dict)
+    ended: bool = False  # the agent hung up or transferred after this reply
+    attempts: int = 1  # requests made, retries included
+
+
+@dataclass(slots=True)
+class Turn:
+    """One exchange of a call: what the caller said and how the agent answered."""
+
+    index: int  # 0 is the agent's greeting; caller turns count from 1
+    caller: str | None
+    reply: AgentReply
+    kind: str = "say"  # say, silence, dtmf, greeting
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "kind": self.kind, "caller": self.caller, "reply": asdict(self.reply)}
+
+
+@dataclass(slots=True)
+class Outcome:
+    """End-of-call state."""
+
+    intent: str | None = None
+    slots: dict[str, Any] = field(default_factory=dict)
+    transferred: bool = False
+    transfer_reason: str | None = None
+    ended_by: str | None = None  # caller, agent, max_turns, error
+    side_effects: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Transcript:
+    turns: list[Turn] = field(default_factory=list)
+    outcome: Outcome = field(default_factory=Outcome)
+
+    @property
+    def last_text(self) -> str:
+        return self.turns[-1].reply.text if self.turns else ""
+
+    @property
+    def model(self) -> str | None:
+        for t in reversed(self.turns):
+            if t.reply.model:
+                return t.reply.model
+        return None
+
+    @property
+    def fingerprint(self) -> str | None:
+        for t in reversed(self.turns):
+            if t.reply.fingerprint:
+                return t.reply.fingerprint
+        return None
+
+    def totals(self) -> dict[str, float | int | None]:
+        def total(attr: str):
+            vals = [getattr(t.reply, attr) for t in self.turns if getattr(t.reply, attr) is not None]
+            return sum(vals) if vals else None
+
+        return {"tokens_in": total("tokens_in"), "tokens_out": total("tokens_out"), "cost": total("cost")}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"turns": [t.to_dict() for t in self.turns], "outcome": asdict(self.outcome)}
+
+
+@dataclass(slots=True)
+class CheckResult:
+    """The one result shape every check returns (after the dispatcher applies negation)."""
+
+    name: str  # check name, e.g. "contains"
+    passed: bool
+    score: float = 1.0  # 0..1
+    reason: str = ""
+    args: dict[str, Any] = field(default_factory=dict)
+    turn: int | None = None  # caller turn number (1-based) for turn-level checks; None for the whole call
+    weight: float = 1.0
+    error: bool = False  # the check itself could not run (judge unreachable, …)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class CaseResult:
+    case_id: str
+    topic: str
+    tags: list[str]
+    repeat_index: int
+    status: Status
+    checks: list[CheckResult] = field(default_factory=list)
+    transcript: Transcript | None = None
+    error: str | None = None  # infra error line when status == "error" or "not_run"
+    error_kind: str | None = None
+    started: float = 0.0  # epoch seconds
+    duration_ms: float = 0.0
+    source: str | None = None  # "file:line" of the case
+
+    @property
+    def failing_reasons(self) -> list[str]:
+        out = []
+        for c in self.checks:
+            if not c.passed:
+                where = f"turn {c.turn}: " if c.turn is not None else ""
+                out.append(f"{where}{c.name}: {c.reason}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        totals = self.transcript.totals() if self.transcript else {}
+        return {
+            "case_id": self.case_id,
+            "topic": self.topic,
+            "tags": self.tags,
+            "repeat_index": self.repeat_index,
+            "status": self.status,
+            "error": self.error,
+            "error_kind": self.error_kind,
+            "started": self.started,
+            "duration_ms": self.duration_ms,
+            "source": self.source,
+            "model": self.transcript.model if self.transcript else None,
+            "fingerprint": self.transcript.fingerprint if self.transcript else None,
+            **totals,
+            "checks": [c.to_dict() for c in self.checks],
+            "transcript": self.transcript.to_dict() if self.transcript else None,
+        }
+
+
+RunStatus = Literal["running", "complete", "incomplete", "aborted"]
+
+
+@dataclass(slots=True)
+class RunInfo:
+    """One run of a suite, as the store keeps it."""
+
+    run_id: str
+    suite: str
+    suite_file: str = ""
+    target: dict[str, Any] = field(default_factory=dict)  # kind, model, base URL without secrets
+    model: str | None = None
+    git_sha: str | None = None
+    host: str = ""
+    started: float = 0.0  # epoch seconds
+    ended: float | None = None
+    status: RunStatus = "running"
+    # complete: every planned case ran; incomplete: the process died or was stopped;
+    # aborted: the circuit breaker stopped it
+    exit_code: int | None = None
+    planned: int = 0  # case × repeat items in the plan
+    counts: dict[str, int] = field(default_factory=dict)  # passed/failed/error/not_run
+    group: str | None = None  # shards of one CI job share a group
+    message: str | None = None  # one line: why the run stopped early, etc.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

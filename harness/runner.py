@@ -1,0 +1,326 @@
+"""Play every planned call against a target, check it, and hand each result on as it completes.
+
+The runner owns everything about *how* calls are made: bounded concurrency, a
+requests-per-minute budget, per-request and per-call timeouts, retries with exponential
+backoff and jitter that honour `Retry-After`, and a circuit breaker that stops the run
+early when the target is down. Targets only answer; checks only judge.
+
+Every planned item ends as exactly one `CaseResult` (passed, failed, error or not_run),
+delivered to `on_result` the moment it is known, so the store has it before anything is
+reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
+
+from .checks import CompiledCheck, Subject, compile_check
+from .errors import InfraError, TargetUnreachable
+from .records import CaseResult, CheckResult, Transcript, Turn
+from .spec import CaseSpec, CheckSpec, Limits
+from .targets.base import CallContext, Target
+
+T = TypeVar("T")
+
+# Failures that mean "the target is not there"; a 429 means it is there but busy.
+BREAKER_KINDS = frozenset({"connection", "timeout", "server_error", "outage"})
+
+
+# --- plan -----------------------------------------------------------------------------
+
+
+@dataclass
+class CompiledCase:
+    """A case with its checks compiled once, shared by all its repeats."""
+
+    case: CaseSpec
+    turn_checks: list[list[CompiledCheck]]
+    call_checks: list[CompiledCheck]
+    repeat: int
+
+
+def compile_case(case: CaseSpec, default_repeat: int = 1) -> CompiledCase:
+    """Compile a case's checks; `outcome` and `budgets` become ordinary call-level checks."""
+    turn_checks = [[compile_check(s, scope="turn") for s in t.expect] for t in case.call_turns]
+    call_specs: list[CheckSpec] = list(case.call_expect)
+    src = case.source
+    if case.outcome is not None:
+        o = case.outcome
+        if o.intent is not None:
+            call_specs.append(CheckSpec(name="intent", arg=o.intent, pos=src, name_pos=src))
+        if o.slots is not None:
+            call_specs.append(CheckSpec(name="slots", arg=o.slots, pos=src, name_pos=src))
+        if o.transferred is not None:
+            call_specs.append(CheckSpec(name="transferred", arg=o.transferred, pos=src, name_pos=src))
+    if case.budgets is not None:
+        b = case.budgets
+        if b.first_token_ms is not None:
+            call_specs.append(CheckSpec(name="max_first_token_ms", arg=b.first_token_ms, pos=src, name_pos=src))
+        if b.turn_ms is not None:
+            call_specs.append(CheckSpec(name="max_turn_ms", arg=b.turn_ms, pos=src, name_pos=src))
+    call_checks = [compile_check(s, scope="call") for s in call_specs]
+    return CompiledCase(case, turn_checks, call_checks, case.repeat or default_repeat)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    compiled: CompiledCase
+    repeat_index: int
+
+
+def plan_items(compiled: Iterable[CompiledCase]) -> list[WorkItem]:
+    """Every case × repeat, repeats of one case interleaved with other cases' first runs."""
+    compiled = list(compiled)
+    items: list[WorkItem] = []
+    max_repeat = max((c.repeat for c in compiled), default=0)
+    for r in range(max_repeat):
+        items.extend(WorkItem(c, r) for c in compiled if r < c.repeat)
+    return items
+
+
+# --- guards ---------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """Spaces requests evenly to stay under a requests-per-minute budget."""
+
+    def __init__(self, rpm: float | None):
+        self.interval = 60.0 / rpm if rpm else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            wait = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class CircuitBreaker:
+    """Opens after `threshold` consecutive infra failures; then every request fails fast."""
+
+    def __init__(self, threshold: int):
+        self.threshold = threshold
+        self.consecutive = 0
+        self.open_reason: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.open_reason is not None
+
+    def success(self) -> None:
+        self.consecutive = 0
+
+    def failure(self, err: InfraError) -> None:
+        if err.kind not in BREAKER_KINDS:
+            return
+        self.consecutive += 1
+        if self.consecutive >= self.threshold and not self.is_open:
+            self.open_reason = (
+                f"target unreachable: {self.consecutive} consecutive failures, last: {err.line()}"
+            )
+
+    def check(self) -> None:
+        if self.open_reason is not None:
+            raise TargetUnreachable(self.open_reason)
+
+
+@dataclass
+class RequestStats:
+    requests: int = 0
+    retries: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class Guard:
+    """Applies limits, retries and the breaker to every request a target makes."""
+
+    def __init__(self, limits: Limits, *, rng: random.Random | None = None):
+        self.limits = limits
+        self.limiter = RateLimiter(limits.rpm)
+        self.breaker = CircuitBreaker(limits.breaker_threshold)
+        self.stats = RequestStats()
+        self._rng = rng or random.Random()
+
+    def backoff(self, attempt: int, err: InfraError) -> float:
+        """Exponential backoff with full jitter; a server's Retry-After wins when longer."""
+        base = min(self.limits.backoff_max_s, self.limits.backoff_s * (2**attempt))
+        delay = self._rng.uniform(base / 2, base)
+        if err.retry_after is not None:
+            delay = max(delay, min(err.retry_after, self.limits.backoff_max_s))
+        return delay
+
+    async def request(self, fn: Callable[[], Awaitable[T]], *, what: str = "request") -> T:
+        attempt = 0
+        while True:
+            self.breaker.check()
+            await self.limiter.acquire()
+            self.stats.requests += 1
+            try:
+                async with asyncio.timeout(self.limits.timeout_s):
+                    result = await fn()
+            except TimeoutError:
+                err = InfraError("timeout", f"{what} took longer than {self.limits.timeout_s:g}s")
+            except InfraError as e:
+                err = e
+            else:
+                self.breaker.success()
+                return result
+            self.stats.by_kind[err.kind] = self.stats.by_kind.get(err.kind, 0) + 1
+            self.breaker.failure(err)
+            if not err.retryable or attempt >= self.limits.retries or self.breaker.is_open:
+                self.breaker.check()
+                raise err
+            await asyncio.sleep(self.backoff(attempt, err))
+            attempt += 1
+            self.stats.retries += 1
+
+
+class _Context(CallContext):
+    def __init__(self, guard: Guard, case: CaseSpec, repeat_index: int):
+        self._guard = guard
+        self.case = case
+        self.repeat_index = repeat_index
+
+    async def request(self, fn: Callable[[], Awaitable[T]], *, what: str = "request") -> T:
+        return await self._guard.request(fn, what=what)
+
+
+# --- one call ------------------------------------------------------------------------
+
+
+async def play_call(target: Target, item: WorkItem, guard: Guard) -> tuple[Transcript, list[CheckResult]]:
+    """Play the scripted caller turns, checking each reply as it arrives."""
+    cc = item.compiled
+    case = cc.case
+    ctx = _Context(guard, case, item.repeat_index)
+    conv = await target.open(case, ctx)
+    transcript = Transcript()
+    checks: list[CheckResult] = []
+    greeting = await conv.greet()
+    if greeting is not None:
+        transcript.turns.append(Turn(0, None, greeting, kind="greeting"))
+    ended_at: int | None = None
+    for n, (spec, turn_checks) in enumerate(zip(case.call_turns, cc.turn_checks), start=1):
+        if ended_at is not None:
+            for c in turn_checks:
+                checks.append(CheckResult(name=c.display_name, passed=False, score=0.0, turn=n,
+                                          reason=f"the agent ended the call at turn {ended_at}; turn {n} never happened",
+                                          args=c.args, weight=c.spec.weight))
+            continue
+        if spec.caller is not None:
+            text, kind = spec.caller, "say"
+        elif spec.dtmf is not None:
+            text, kind = spec.dtmf, "dtmf"
+        else:
+            text, kind = "", "silence"
+        reply = await conv.reply(text, kind=kind)
+        turn = Turn(n, text if kind != "silence" else None, reply, kind=kind)
+        transcript.turns.append(turn)
+        subject = Subject(text=reply.text, transcript=transcript, case=case, turn=turn)
+        for c in turn_checks:
+            checks.append(await c.run(subject))
+        if reply.ended:
+            ended_at = n
+    transcript.outcome = await conv.close()
+    if cc.call_checks:
+        whole = "\n".join(t.reply.text for t in transcript.turns)
+        subject = Subject(text=whole, transcript=transcript, case=case)
+        for c in cc.call_checks:
+            checks.append(await c.run(subject))
+    return transcript, checks
+
+
+def _status(checks: list[CheckResult]) -> str:
+    return "passed" if all(c.passed for c in checks) else "failed"
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+@dataclass
+class RunStats:
+    counts: dict[str, int] = field(default_factory=lambda: {"passed": 0, "failed": 0, "error": 0, "not_run": 0})
+    aborted: str | None = None  # the breaker's one line when the run stopped early
+    requests: RequestStats = field(default_factory=RequestStats)
+
+
+class Runner:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        limits: Limits | None = None,
+        on_result: Callable[[CaseResult], Any] | None = None,
+        seed: int | None = None,
+    ):
+        self.target = target
+        self.limits = limits or target.limits
+        self.guard = Guard(self.limits, rng=random.Random(seed))
+        self.on_result = on_result or (lambda r: None)
+
+    def _emit(self, stats: RunStats, result: CaseResult) -> None:
+        stats.counts[result.status] = stats.counts.get(result.status, 0) + 1
+        self.on_result(result)
+
+    async def _one(self, item: WorkItem) -> CaseResult:
+        case = item.compiled.case
+        started = time.time()
+        t0 = time.perf_counter()
+        base = dict(case_id=case.id, topic=case.resolved_topic, tags=list(case.resolved_tags),
+                    repeat_index=item.repeat_index, started=started, source=f"{case.source.path}:{case.source.line}")
+        timeout = case.timeout_s or self.limits.case_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                transcript, checks = await play_call(self.target, item, self.guard)
+        except TargetUnreachable as e:
+            return CaseResult(**base, status="error", error=e.line(), error_kind="unreachable",
+                              duration_ms=(time.perf_counter() - t0) * 1000)
+        except InfraError as e:
+            return CaseResult(**base, status="error", error=e.line(), error_kind=e.kind,
+                              duration_ms=(time.perf_counter() - t0) * 1000)
+        except TimeoutError:
+            return CaseResult(**base, status="error", error=f"timeout: the call took longer than {timeout:g}s",
+                              error_kind="timeout", duration_ms=(time.perf_counter() - t0) * 1000)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a target bug must not crash the run or lose the other results
+            return CaseResult(**base, status="error", error=f"target failed: {type(e).__name__}: {e}",
+                              error_kind="internal", duration_ms=(time.perf_counter() - t0) * 1000)
+        return CaseResult(**base, status=_status(checks), checks=checks, transcript=transcript,
+                          duration_ms=(time.perf_counter() - t0) * 1000)
+
+    async def run(self, items: list[WorkItem]) -> RunStats:
+        stats = RunStats(requests=self.guard.stats)
+        queue = iter(items)
+
+        async def worker() -> None:
+            for item in queue:
+                if self.guard.breaker.is_open:
+                    self._emit(stats, self._not_run(item))
+                    continue
+                self._emit(stats, await self._one(item))
+
+        workers = [asyncio.create_task(worker()) for _ in range(min(self.limits.concurrency, max(1, len(items))))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+        stats.aborted = self.guard.breaker.open_reason
+        return stats
+
+    def _not_run(self, item: WorkItem) -> CaseResult:
+        case = item.compiled.case
+        return CaseResult(case_id=case.id, topic=case.resolved_topic, tags=list(case.resolved_tags),
+                          repeat_index=item.repeat_index, status="not_run", started=time.time(),
+                          error=f"not run: {self.guard.breaker.open_reason}", error_kind="unreachable",
+                          source=f"{case.source.path}:{case.source.line}")

@@ -1,0 +1,126 @@
+"""Bring a store's tables up to the layout in `schema.py`, in one transaction.
+
+The store records its layout version in `meta.schema_version`. Opening a store:
+
+- new (no tables): step 1 creates the *latest* layout from `schema.metadata` and the
+  version is stamped as `SCHEMA_VERSION`; later steps never run on it.
+- older: every step newer than its version runs, in order, then the version is stamped.
+  All of it happens in one transaction, so a failed upgrade leaves the old store intact
+  (SQLite and PostgreSQL both roll DDL back).
+- newer than this harness: a one-line error; we never write to a layout we do not know.
+
+To change the layout: edit `schema.py`, bump `SCHEMA_VERSION`, and append one function
+to `MIGRATIONS` that turns the previous layout into the new one. Steps use frozen column
+definitions (not the ones in `schema.py`), because those keep changing after the step is
+written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Column, Connection, Engine, String, Text, delete, insert, inspect, select
+from sqlalchemy.exc import DBAPIError
+
+from ..errors import ConfigError, HarnessError
+from . import schema
+
+Step = Callable[[Connection], None]
+
+
+def _v1_create_all(conn: Connection) -> None:
+    """A new store: create every table and index in the latest layout."""
+    schema.metadata.create_all(conn)
+
+
+def _v2_run_group_and_message(conn: Connection) -> None:
+    """v2: runs get `group` (CI shards) and `message` (why a run stopped), and the
+    (suite, started) index that trend queries need."""
+    add_column(conn, "runs", Column("group", String(200)))
+    add_column(conn, "runs", Column("message", Text))
+    schema.runs_suite_started.create(conn, checkfirst=True)
+
+
+# (version, what it does, step) in ascending order; the last version is SCHEMA_VERSION.
+MIGRATIONS: list[tuple[int, str, Step]] = [
+    (1, "create all tables", _v1_create_all),
+    (2, "runs.group, runs.message, index runs(suite, started)", _v2_run_group_and_message),
+]
+
+
+def add_column(conn: Connection, table: str, column: Column) -> None:
+    """ALTER TABLE … ADD COLUMN, quoted and typed for whatever database this is.
+
+    SQLAlchemy Core has no portable "add column" construct; the dialect's own quoting and
+    type compiler keep this right for SQLite and PostgreSQL (and reserved words like group).
+    """
+    prep = conn.dialect.identifier_preparer
+    coltype = column.type.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE {prep.quote(table)} ADD COLUMN {prep.quote(column.name)} {coltype}")
+
+
+def read_version(conn: Connection) -> int:
+    """The stored layout version; 0 for an empty database."""
+    tables = set(inspect(conn).get_table_names())
+    if "meta" not in tables:
+        if tables & {"runs", "results"}:
+            raise HarnessError("store has harness tables but no schema version; it was not created by harness")
+        return 0
+    value = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar()
+    if value is None:
+        raise HarnessError("store has a meta table but no schema_version row")
+    return int(value)
+
+
+def _write_version(conn: Connection, version: int) -> None:
+    conn.execute(delete(schema.meta).where(schema.meta.c.key == "schema_version"))
+    conn.execute(insert(schema.meta).values(key="schema_version", value=str(version)))
+
+
+def _check_not_newer(version: int) -> None:
+    if version > schema.SCHEMA_VERSION:
+        raise ConfigError(
+            f"store schema version {version} is newer than this harness ({schema.SCHEMA_VERSION}); upgrade harness"
+        )
+
+
+def _steps_after(version: int) -> list[Step]:
+    if version == 0:
+        return [MIGRATIONS[0][2]]  # creates the latest layout directly
+    return [step for v, _, step in MIGRATIONS if v > version]
+
+
+def migrate(engine: Engine) -> int:
+    """Make the store's layout current; return the version it had before (0 if new)."""
+    with engine.connect() as conn:
+        # Cheap check first, without the write lock that an upgrade needs.
+        with conn.begin():
+            before = read_version(conn)
+        _check_not_newer(before)
+        if before == schema.SCHEMA_VERSION:
+            return before
+        # Take the write lock from the start (SQLite: BEGIN IMMEDIATE), then look again:
+        # another process may have upgraded the store in between.
+        conn.execution_options(store_write_lock=True)
+        try:
+            with conn.begin():
+                before = read_version(conn)
+                _check_not_newer(before)
+                if before == schema.SCHEMA_VERSION:
+                    return before
+                for step in _steps_after(before):
+                    step(conn)
+                _write_version(conn, schema.SCHEMA_VERSION)
+        except DBAPIError:
+            # Two processes creating a new PostgreSQL store at once: the loser fails on
+            # "table exists". If the winner finished the job, there is nothing left to do.
+            with conn.begin():
+                if read_version(conn) == schema.SCHEMA_VERSION:
+                    return before
+            raise
+        return before
+
+
+def expected_layout() -> list[str]:
+    """One line per step, for `harness store info`-style listings and tests."""
+    return [f"v{v}: {what}" for v, what, _ in MIGRATIONS]

@@ -1,0 +1,90 @@
+"""The store's tables, as SQLAlchemy Core objects.
+
+Core tables (not ORM classes) because the store writes thousands of result rows per run
+with executemany and rebuilds the plain dataclasses of `harness.records` itself; an ORM
+identity map would only cost time. Types are portable (SQLite and PostgreSQL): JSON
+columns for nested data, DOUBLE for epoch seconds so sub-millisecond precision survives.
+
+These definitions are always the *latest* layout. `migrations.py` upgrades older stores
+to it; when a column is added here, a migration step must be added there too.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Bump together with a new step in migrations.MIGRATIONS.
+SCHEMA_VERSION = 2
+
+metadata = MetaData()
+
+# One row per key; "schema_version" is the only key the store itself needs.
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(128), primary_key=True),
+    Column("suite", String(200), nullable=False),
+    Column("suite_file", Text, nullable=False, default=""),
+    Column("target", JSON, nullable=False),  # scrubbed of secrets before writing
+    Column("model", String(200)),
+    Column("git_sha", String(64)),
+    Column("host", String(200), nullable=False, default=""),
+    Column("started", Double, nullable=False),
+    Column("ended", Double),
+    Column("status", String(16), nullable=False),  # running, complete, incomplete, aborted
+    Column("exit_code", Integer),
+    Column("planned", Integer, nullable=False, default=0),
+    Column("counts", JSON, nullable=False),
+    Column("group", String(200)),  # added in v2: shards of one CI job share a group
+    Column("message", Text),  # added in v2: one line on why a run stopped early
+    Column("extra", JSON, nullable=False),  # also holds the writing process (host, pid)
+)
+
+# Trend and "latest run of a suite" queries filter by suite and sort by start time.
+runs_suite_started = Index("ix_runs_suite_started", runs.c.suite, runs.c.started)
+
+results = Table(
+    "results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(128), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("case_id", String(200), nullable=False, index=True),
+    Column("topic", String(100), nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("repeat_index", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # passed, failed, error, not_run
+    Column("error", Text),
+    Column("error_kind", String(64)),
+    Column("started", Double, nullable=False),
+    Column("duration_ms", Double, nullable=False),
+    Column("source", Text),
+    # model … cost repeat what the transcript holds, as columns so trend queries need no JSON
+    Column("model", String(200)),
+    Column("fingerprint", String(200)),
+    Column("tokens_in", Integer),
+    Column("tokens_out", Integer),
+    Column("cost", Double),
+    Column("checks", JSON, nullable=False),
+    Column("transcript", JSON),
+    # a result written twice (a retried batch, a resumed run) replaces itself, never doubles
+    UniqueConstraint("run_id", "case_id", "repeat_index", name="uq_results_run_case_repeat"),
+)
