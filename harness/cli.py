@@ -149,6 +149,19 @@ def schema(kind: str = typer.Argument("golden", help="golden or suite")) -> None
     sys.stdout.write(json.dumps(json_schema(kind), indent=2, ensure_ascii=False) + "\n")
 
 
+def _register_feature_commands() -> None:
+    import importlib
+    import pkgutil
+
+    from . import commands
+
+    for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{mod.name}").register(app)
+
+
+_register_feature_commands()
+
+
 def main() -> None:
     try:
         app()

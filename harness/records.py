@@ -103,6 +103,7 @@ class CheckResult:
     turn: int | None = None  # caller turn number (1-based) for turn-level checks; None for the whole call
     weight: float = 1.0
     error: bool = False  # the check itself could not run (judge unreachable, …)
+    skipped: bool = False  # not run by policy (judge_when: exact_passed, judge budget spent)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,7 +128,7 @@ class CaseResult:
     def failing_reasons(self) -> list[str]:
         out = []
         for c in self.checks:
-            if not c.passed:
+            if not c.passed and not c.skipped:
                 where = f"turn {c.turn}: " if c.turn is not None else ""
                 out.append(f"{where}{c.name}: {c.reason}")
         return out

@@ -197,8 +197,17 @@ class _Context(CallContext):
 # --- one call ------------------------------------------------------------------------
 
 
-async def play_call(target: Target, item: WorkItem, guard: Guard) -> tuple[Transcript, list[CheckResult]]:
-    """Play the scripted caller turns, checking each reply as it arrives."""
+async def play_call(
+    target: Target, item: WorkItem, guard: Guard, extras: dict[str, Any] | None = None
+) -> tuple[Transcript, list[CheckResult]]:
+    """Play the scripted caller turns, checking each reply as it arrives.
+
+    Checks that need an LLM (judges) are deferred to the end of the call and run together,
+    after the exact checks; with `judge_when: exact_passed` they are skipped when an exact
+    check already failed, which is where most of a run's judge spend would go to waste.
+    """
+    extras = extras or {}
+    deferred: list[tuple[CompiledCheck, Subject]] = []
     cc = item.compiled
     case = cc.case
     ctx = _Context(guard, case, item.repeat_index)
@@ -225,22 +234,37 @@ async def play_call(target: Target, item: WorkItem, guard: Guard) -> tuple[Trans
         reply = await conv.reply(text, kind=kind)
         turn = Turn(n, text if kind != "silence" else None, reply, kind=kind)
         transcript.turns.append(turn)
-        subject = Subject(text=reply.text, transcript=transcript, case=case, turn=turn)
+        subject = Subject(text=reply.text, transcript=transcript, case=case, turn=turn, extras=extras)
         for c in turn_checks:
-            checks.append(await c.run(subject))
+            if c.info.needs_llm:
+                deferred.append((c, subject))
+            else:
+                checks.append(await c.run(subject))
         if reply.ended:
             ended_at = n
     transcript.outcome = await conv.close()
     if cc.call_checks:
         whole = "\n".join(t.reply.text for t in transcript.turns)
-        subject = Subject(text=whole, transcript=transcript, case=case)
+        subject = Subject(text=whole, transcript=transcript, case=case, extras=extras)
         for c in cc.call_checks:
-            checks.append(await c.run(subject))
+            if c.info.needs_llm:
+                deferred.append((c, subject))
+            else:
+                checks.append(await c.run(subject))
+    if deferred:
+        if extras.get("judge_when", "always") == "exact_passed" and not all(c.passed for c in checks):
+            for c, subject in deferred:
+                turn = subject.turn.index if subject.turn is not None else None
+                checks.append(CheckResult(name=c.display_name, passed=False, score=0.0, turn=turn, skipped=True,
+                                          reason="skipped: an exact check already failed", args=c.args,
+                                          weight=c.spec.weight))
+        else:
+            checks.extend(await asyncio.gather(*(c.run(s) for c, s in deferred)))
     return transcript, checks
 
 
 def _status(checks: list[CheckResult]) -> str:
-    return "passed" if all(c.passed for c in checks) else "failed"
+    return "passed" if all(c.passed or c.skipped for c in checks) else "failed"
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -261,11 +285,13 @@ class Runner:
         limits: Limits | None = None,
         on_result: Callable[[CaseResult], Any] | None = None,
         seed: int | None = None,
+        extras: dict[str, Any] | None = None,
     ):
         self.target = target
         self.limits = limits or target.limits
         self.guard = Guard(self.limits, rng=random.Random(seed))
         self.on_result = on_result or (lambda r: None)
+        self.extras = extras or {}  # services checks may use (the judge), by name
 
     def _emit(self, stats: RunStats, result: CaseResult) -> None:
         stats.counts[result.status] = stats.counts.get(result.status, 0) + 1
@@ -280,7 +306,7 @@ class Runner:
         timeout = case.timeout_s or self.limits.case_timeout_s
         try:
             async with asyncio.timeout(timeout):
-                transcript, checks = await play_call(self.target, item, self.guard)
+                transcript, checks = await play_call(self.target, item, self.guard, self.extras)
         except TargetUnreachable as e:
             return CaseResult(**base, status="error", error=e.line(), error_kind="unreachable",
                               duration_ms=(time.perf_counter() - t0) * 1000)

@@ -8,9 +8,9 @@ example an unknown check name found when the checks are compiled).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from .errors import Position
 
@@ -210,6 +210,67 @@ class OutputSpec(Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class JudgeSpec(Strict):
+    """The LLM judge: any OpenAI-compatible endpoint."""
+
+    base_url: str
+    model: str
+    api_key: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    temperature: float = 0.0
+    timeout_s: float = Field(default=60.0, gt=0)
+    concurrency: int = Field(default=8, ge=1, le=1000)
+    repeats: int = Field(default=1, ge=1, le=15, description="judge each answer k times (majority / median)")
+    when: Literal["always", "exact_passed"] = "exact_passed"
+    max_calls: int | None = Field(default=None, ge=0, description="judge calls allowed per run")
+    max_cost_usd: float | None = Field(default=None, ge=0, description="judge spend allowed per run")
+    prices: dict[str, dict[str, float]] = Field(default_factory=dict)
+    canaries: list[str] = Field(default_factory=list, description="files of labelled answers judged every run")
+    cache: bool = True
+
+
+NotifyWhen = Literal["always", "regression", "drift", "infra", "judge_drift", "failed", "change"]
+
+
+class SlackSpec(Strict):
+    webhook_url: SecretStr | None = None
+    token: SecretStr | None = None
+    channel: str | None = None
+    when: list[NotifyWhen] = Field(default_factory=lambda: ["regression", "drift", "infra", "judge_drift", "change"])
+    api_url: str | None = Field(default=None, description="Slack Web API base URL override (proxies, tests)")
+    mention: str | None = None
+
+
+class DatadogSpec(Strict):
+    api_key: SecretStr
+    app_key: SecretStr | None = None
+    site: str = "datadoghq.com"
+    host: str | None = Field(default=None, description="full URL overriding site (proxies, tests)")
+    tags: list[str] = Field(default_factory=list)
+    env: str | None = None
+    events: bool = True
+    llm_observability: bool = False
+
+
+class NotifySpec(Strict):
+    slack: SlackSpec | None = None
+    datadog: DatadogSpec | None = None
+    report_url: str | None = Field(default=None, description="base URL where the HTML reports are published")
+    redact: list[str] = Field(default_factory=list, description="extra regex patterns masked before sending")
+    fail_on_error: bool = False
+
+
+class AnalysisSpec(Strict):
+    """How a run is compared with its baseline and history."""
+
+    baseline: Literal["accepted", "previous", "none"] = "accepted"
+    window: int = Field(default=14, ge=2, le=365, description="trailing runs of the same suite")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="significance level")
+    min_pass_rate_drop: float = Field(default=0.1, ge=0, le=1)
+    infra_error_rate: float = Field(default=0.2, ge=0, le=1, description="error share that makes a run infra")
+    latency_shift: float = Field(default=0.5, ge=0, description="relative p95 change worth reporting")
+
+
 class Suite(Strict):
     """A suite: what runs, against what, and where results go."""
 
@@ -223,9 +284,13 @@ class Suite(Strict):
     output: OutputSpec = Field(default_factory=OutputSpec)
     schedule: str | None = None
     timezone: str | None = None
+    judge: JudgeSpec | None = None
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    notify: NotifySpec = Field(default_factory=NotifySpec)
 
     _file: str = PrivateAttr(default="")
     _root: str = PrivateAttr(default=".")
+    _source: Any = PrivateAttr(default=None)  # harness.loading keeps the positioned YAML here
 
     @field_validator("golden", mode="before")
     @classmethod

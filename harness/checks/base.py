@@ -31,6 +31,7 @@ class Score:
     passed: bool
     reason: str = ""
     score: float | None = None  # 0..1; defaults to 1.0 or 0.0 from `passed`
+    skipped: bool = False  # not run by policy (judge budget spent); never negated
 
 
 @dataclass(slots=True)
@@ -120,6 +121,11 @@ class CompiledCheck:
                 name=self.display_name, passed=False, score=0.0, reason=f"check could not run: {e}",
                 args=self.args, turn=turn, weight=self.spec.weight, error=True,
             )
+        if out.skipped:
+            return CheckResult(
+                name=self.display_name, passed=False, score=0.0, reason=out.reason,
+                args=self.args, turn=turn, weight=self.spec.weight, skipped=True,
+            )
         passed, reason = out.passed, out.reason
         score = out.score if out.score is not None else (1.0 if passed else 0.0)
         if self.spec.negate:
@@ -173,7 +179,8 @@ def compile_check(spec: CheckSpec, *, scope: Scope) -> CompiledCheck:
         fn = info.factory(**kwargs)
     except ValidationError as e:
         err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
+        # keep the setting's name and list indexes; drop union branch names pydantic adds
+        loc = ".".join(str(p) for i, p in enumerate(err["loc"]) if i == 0 or isinstance(p, int))
         raise ConfigError(f"check {spec.name!r}: {loc}: {err['msg']}", spec.pos) from None
     except (ValueError, TypeError) as e:
         raise ConfigError(f"check {spec.name!r}: {e}", spec.pos) from None

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Callable
 
 import jsonschema
 from jsonpath_ng.ext import parse as parse_jsonpath
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from ..normalize import normalize_text
 from .base import CheckFn, Score, Subject, check
@@ -26,8 +26,19 @@ def _number_to_text(v: Any) -> Any:
     return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
 
+def _not_empty(v: str) -> str:
+    if not v:
+        raise ValueError("must not be empty (an empty text is found in every reply)")
+    return v
+
+
+def _one_or_more(v: Any) -> Any:
+    return v if isinstance(v, list) else [v]
+
+
 Text = Annotated[str, BeforeValidator(_number_to_text)]
-NonEmptyText = Annotated[str, BeforeValidator(_number_to_text), Field(min_length=1)]
+NonEmptyText = Annotated[str, BeforeValidator(_number_to_text), AfterValidator(_not_empty)]
+TextList = Annotated[list[NonEmptyText], Field(min_length=1)]
 
 
 def quote(text: str, limit: int = 80) -> str:
@@ -73,7 +84,7 @@ def contains(value: NonEmptyText, normalize: bool = True, ignore_case: bool = Tr
 
 @check("contains_any", primary="values")
 def contains_any(
-    values: Annotated[list[NonEmptyText], Field(min_length=1)], normalize: bool = True, ignore_case: bool = True
+    values: TextList, normalize: bool = True, ignore_case: bool = True
 ) -> CheckFn:
     """The reply contains at least one of these texts."""
     prep = _prep(normalize, ignore_case)
@@ -91,7 +102,7 @@ def contains_any(
 
 @check("contains_all", primary="values")
 def contains_all(
-    values: Annotated[list[NonEmptyText], Field(min_length=1)], normalize: bool = True, ignore_case: bool = True
+    values: TextList, normalize: bool = True, ignore_case: bool = True
 ) -> CheckFn:
     """The reply contains every one of these texts (score: the fraction found)."""
     prep = _prep(normalize, ignore_case)
@@ -112,12 +123,10 @@ def contains_all(
 
 @check("not_contains", primary="value")
 def not_contains(
-    value: NonEmptyText | Annotated[list[NonEmptyText], Field(min_length=1)],
-    normalize: bool = True,
-    ignore_case: bool = True,
+    value: Annotated[TextList, BeforeValidator(_one_or_more)], normalize: bool = True, ignore_case: bool = True
 ) -> CheckFn:
     """The reply contains none of these texts (one text or a list)."""
-    values = [value] if isinstance(value, str) else value
+    values = value
     prep = _prep(normalize, ignore_case)
     wants = [(v, prep(v)) for v in values]
 
@@ -196,6 +205,9 @@ def _parsed(s: Subject) -> tuple[Any, Score | None]:
 def json(schema: dict[str, Any] | None = None) -> CheckFn:
     """The reply is valid JSON, and matches this JSON Schema when one is given."""
     validator = None
+    if schema is not None and set(schema) == {"schema"} and isinstance(schema["schema"], dict):
+        # `json: {schema: {...}}` reads naturally; as a schema it would silently accept anything
+        schema = schema["schema"]
     if schema is not None:
         cls = jsonschema.validators.validator_for(schema)
         try:

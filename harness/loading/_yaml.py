@@ -186,10 +186,10 @@ def _yaml_error(e: yaml.YAMLError, path: str, text: str) -> ConfigError:
         indent = line[: len(line) - len(line.lstrip(" \t"))]
         if "\t" in indent and mark.column <= len(indent):
             return ConfigError(TAB_HINT, Position(path, mark.line + 1, indent.index("\t") + 1))
-    problem = (getattr(e, "problem", None) or str(e)).strip()
+    problem = (getattr(e, "problem", None) or str(e)).strip().removeprefix("but ")
     context = (getattr(e, "context", None) or "").strip()
     cmark = getattr(e, "context_mark", None)
-    if context and cmark is not None and (cmark.line, cmark.column) != (mark.line, mark.column):
+    if context.startswith("while") and cmark is not None and (cmark.line, cmark.column) != (mark.line, mark.column):
         context = f"{context} that starts at {cmark.line + 1}:{cmark.column + 1}"
     detail = f" ({context})" if context else ""
     return ConfigError(f"invalid YAML: {problem}{detail}", pos)

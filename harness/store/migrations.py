@@ -120,7 +120,3 @@ def migrate(engine: Engine) -> int:
             raise
         return before
 
-
-def expected_layout() -> list[str]:
-    """One line per step, for `harness store info`-style listings and tests."""
-    return [f"v{v}: {what}" for v, what, _ in MIGRATIONS]

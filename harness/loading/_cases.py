@@ -1,0 +1,127 @@
+"""Find a suite's golden files, load their cases once, and apply the selection."""
+
+from __future__ import annotations
+
+import glob
+import os
+from fnmatch import fnmatchcase
+from typing import Iterable, Sequence
+
+from ..errors import ConfigError
+from ..spec import CaseSpec, Suite
+from ._golden import golden_file_errors, raise_errors
+from ._suite import suite_position_of
+
+
+def display_path(path: str) -> str:
+    """A path as errors show it: relative to the working directory when inside it."""
+    absolute = os.path.abspath(path)
+    rel = os.path.relpath(absolute, os.getcwd())
+    return absolute if rel.startswith("..") else rel
+
+
+def golden_files(suite: Suite) -> tuple[list[str], list[ConfigError]]:
+    """Expand `suite.golden` (globs relative to the project root, `**` allowed), sorted.
+
+    A glob that matches no file is an error at that glob's position in the suite file.
+    """
+    position_of = suite_position_of(suite)
+    files: set[str] = set()
+    errors: list[ConfigError] = []
+    for i, pattern in enumerate(suite.golden):
+        full = os.path.join(suite.root, os.path.expanduser(pattern))
+        matches = [m for m in glob.glob(full, recursive=True) if os.path.isfile(m)]
+        if not matches:
+            errors.append(ConfigError(
+                f"golden glob {pattern!r} matches no file (expected YAML files under {suite.root})",
+                position_of(("golden", i)),
+            ))
+        files.update(os.path.abspath(m) for m in matches)
+    return sorted(files), errors
+
+
+def all_cases(suite: Suite, *, compile_checks: bool = True) -> tuple[list[CaseSpec], list[ConfigError]]:
+    """Every case of the suite's golden files, in file order; errors are collected."""
+    files, errors = golden_files(suite)
+    cases: list[CaseSpec] = []
+    first: dict[str, CaseSpec] = {}
+    for path in files:
+        golden, file_errors = golden_file_errors(display_path(path), compile_checks=compile_checks)
+        errors.extend(file_errors)
+        if golden is None:
+            continue
+        for case in golden.cases:
+            if case.id in first:
+                errors.append(ConfigError(
+                    f"duplicate case id {case.id!r} (first defined at {first[case.id].source})", case.source
+                ))
+                continue
+            first[case.id] = case
+            cases.append(case)
+    return cases, errors
+
+
+def load_cases(
+    suite: Suite,
+    *,
+    topics: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    ids: Sequence[str] = (),
+    exclude_tags: Sequence[str] = (),
+) -> list[CaseSpec]:
+    """The suite's cases after its own `select:` and the command line's filters.
+
+    Both selections apply (a case must pass each): topics match exactly, tags match if the
+    case carries any of them, `exclude_tags` drop a case carrying any, ids are globs
+    (`rsv-*`). A selection that leaves no case is an error, not an empty green run.
+    Raises ConfigError (or ConfigErrors for several independent mistakes).
+    """
+    cases, errors = all_cases(suite)
+    raise_errors(errors)
+    sel = suite.select
+    filters = [
+        (sel.topics, sel.tags, sel.ids, sel.exclude_tags),
+        (list(topics), list(tags), list(ids), list(exclude_tags)),
+    ]
+    chosen = [c for c in cases if all(_matches(c, *f) for f in filters)]
+    if not chosen:
+        raise ConfigError(_nothing_selected(suite, topics, tags, ids, exclude_tags, cases), path=suite.file or None)
+    return chosen
+
+
+def _matches(case: CaseSpec, topics: list[str], tags: list[str], ids: list[str], exclude: list[str]) -> bool:
+    case_tags = set(case.resolved_tags)
+    if topics and case.resolved_topic not in topics:
+        return False
+    if tags and not case_tags.intersection(tags):
+        return False
+    if exclude and case_tags.intersection(exclude):
+        return False
+    if ids and not any(fnmatchcase(case.id, pattern) for pattern in ids):
+        return False
+    return True
+
+
+def _nothing_selected(
+    suite: Suite,
+    topics: Iterable[str],
+    tags: Iterable[str],
+    ids: Iterable[str],
+    exclude_tags: Iterable[str],
+    cases: list[CaseSpec],
+) -> str:
+    sel = suite.select
+    parts = []
+    for label, values in (
+        ("select.topics", sel.topics), ("select.tags", sel.tags), ("select.ids", sel.ids),
+        ("select.exclude_tags", sel.exclude_tags), ("--topic", topics), ("--tag", tags), ("--id", ids),
+        ("--exclude-tag", exclude_tags),
+    ):
+        values = list(values)
+        if values:
+            parts.append(f"{label} {', '.join(values)}")
+    known = sorted({c.resolved_topic for c in cases})
+    return (
+        f"no case matches the selection {'; '.join(parts) or '(none)'} "
+        f"(expected at least one of {len(cases)} cases; topics: {', '.join(known) or 'none'})"
+    )

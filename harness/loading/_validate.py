@@ -1,0 +1,104 @@
+"""`harness validate PATH…`: check golden and suite files without running anything."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Mapping
+
+from pydantic import ValidationError
+
+from ..errors import ConfigError
+from ..spec import Suite
+from ._cases import all_cases, display_path
+from ._errors import validation_errors_to_config_errors
+from ._golden import GOLDEN_EXPECTED, golden_file_errors
+from ._suite import SUITE_EXPECTED, suite_file_errors, suite_position_of, suite_target_raw
+from ._yaml import read_yaml
+
+SUITE_KEYS = {"target", "golden"}
+
+
+def validate_paths(
+    paths: list[str], *, env: Mapping[str, str] = os.environ
+) -> tuple[list[ConfigError], int]:
+    """Every mistake found in the given files and folders (folders: all *.yaml / *.yml).
+
+    A file with `target:` or `golden:` at its top level is a suite (its golden globs,
+    cases and target settings are checked too); anything else is a golden file.
+    Returns the errors in file order, each once, and how many files were checked.
+    """
+    errors: list[ConfigError] = []
+    files = _expand(paths, errors)
+    for path in files:
+        errors.extend(_validate_file(path, env))
+    seen: set[str] = set()
+    unique = []
+    for e in errors:
+        if e.line() not in seen:
+            seen.add(e.line())
+            unique.append(e)
+    return unique, len(files)
+
+
+def _expand(paths: list[str], errors: list[ConfigError]) -> list[str]:
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix in (".yaml", ".yml"))
+            if not found:
+                errors.append(ConfigError("no YAML files in this folder (expected *.yaml or *.yml files)", path=p))
+            out.extend(found)
+        elif path.exists():
+            out.append(str(path))
+        else:
+            errors.append(ConfigError("no such file or folder", path=p))
+    return [display_path(p) for p in dict.fromkeys(out)]
+
+
+def _validate_file(path: str, env: Mapping[str, str]) -> list[ConfigError]:
+    # The kind is only known after reading; an empty or non-mapping file is judged by its
+    # folder name, which is how projects lay them out (suites/, golden/).
+    expected = SUITE_EXPECTED if "suites" in Path(path).parts else GOLDEN_EXPECTED
+    try:
+        raw = read_yaml(path, expected=expected)
+    except ConfigError as e:
+        return [e]
+    if SUITE_KEYS & set(raw):
+        suite, errors = suite_file_errors(path, env=env)
+        if suite is None:
+            return errors
+        errors = _target_errors(suite) + all_cases(suite)[1]
+        # the suite's own lines first, in file order; then its golden files' errors
+        return sorted(errors, key=lambda e: (
+            e.path != path, e.path or "", e.position.line if e.position else 0, e.position.col if e.position else 0,
+        ))
+    return golden_file_errors(path)[1]
+
+
+def _target_errors(suite: Suite) -> list[ConfigError]:
+    """Check the target's settings against its own model, without building the target."""
+    try:
+        from ..targets import registry
+
+        targets = registry()
+    except ImportError:  # no target registered yet: nothing to check the settings against
+        return []
+    position_of = suite_position_of(suite)
+    raw = suite_target_raw(suite)
+    kind = raw.get("kind")
+    cls = targets.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        hint = difflib.get_close_matches(str(kind), list(targets), n=1)
+        more = f"; did you mean {hint[0]!r}?" if hint else ""
+        return [ConfigError(
+            f"unknown target kind {kind!r} (expected one of: {', '.join(sorted(targets))}{more})",
+            position_of(("target", "kind")),
+        )]
+    try:
+        cls.config_model.model_validate(dict(raw))
+    except ValidationError as e:
+        return validation_errors_to_config_errors(e, position_of, prefix=("target",), model=cls.config_model)
+    return []

@@ -1,0 +1,325 @@
+"""Datadog: metrics for every run, an event for every run that is not ok.
+
+Metrics (v2 `MetricsApi.submit_metrics`), all stamped with the run's end time in epoch
+seconds and tagged `suite`, `model`, `target`, `env`, `verdict` plus the suite's own tags:
+
+| metric | type | what |
+|---|---|---|
+| harness.run.pass_rate, harness.run.error_rate | gauge | share of executed results (0..1) |
+| harness.run.cases, .failed, .errors, .not_run | count | results in the run |
+| harness.run.turn_latency_ms.p50, .p95 | gauge | per-turn agent latency |
+| harness.run.tokens, harness.run.cost_usd | count | totals over the run |
+| harness.run.judge_score | gauge | mean judge score (only when judged) |
+| harness.run.regression, harness.run.drift | gauge | 1 when the verdict says so, else 0 |
+| harness.topic.pass_rate, .error_rate | gauge | per topic, tagged `topic:` |
+| harness.topic.cases, .failed | count | per topic |
+
+Per-topic series use their own names rather than a `topic` tag on the run metrics, so
+`avg:harness.run.pass_rate{suite:x}` never averages a run with its own topics.
+
+Events (v1 `EventsApi.create_event`): `alert_type` error for regression and failed runs,
+warning for drift, judge drift and infra, info for noise; `aggregation_key`
+`harness:<suite>` so Datadog groups one suite's events; the text holds the headline, the
+counts, the top failing cases and the report link.
+
+The async client needs `aiosonic`, which is not a dependency, so the sync client runs in a
+worker thread. Its retries (429 and 5xx, honouring X-RateLimit-Reset) are urllib3's,
+configured through `configuration.retry_policy` because `retry_backoff_factor` refuses
+values under 2 s, far too slow for tests.
+
+LLM Observability (`llm_observability: true`): the run is sent as an experiment through
+the v2 Agent Observability endpoints (project → dataset → experiment → spans and metrics).
+The client marks those operations unstable, so they are enabled one by one with
+`configuration.unstable_operations[...] = True`; they need an application key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+from ..records import CaseResult, RunInfo
+from ..spec import DatadogSpec
+from .errors import DeliveryError
+from .redact import Redactor
+from .summary import RunSummary
+
+GAUGE, COUNT = "gauge", "count"
+EVENT_TITLE = 100
+EVENT_TEXT = 4000
+TAG_LIMIT = 200
+ALERT_TYPE = {
+    "regression": "error",
+    "failed": "error",
+    "drift": "warning",
+    "judge_drift": "warning",
+    "infra": "warning",
+    "noise": "info",
+}
+
+_TAG_BAD = re.compile(r"[^a-z0-9_:./\-]")
+
+
+def tag(key: str, value: Any) -> str:
+    """A Datadog tag: lower case, characters Datadog would rewrite turned into `_`."""
+    text = _TAG_BAD.sub("_", f"{key}:{value}".lower())
+    return text[:TAG_LIMIT]
+
+
+def run_tags(run: RunInfo, summary: RunSummary, spec: DatadogSpec) -> list[str]:
+    tags = [tag("suite", run.suite), tag("verdict", summary.verdict_class)]
+    if run.model:
+        tags.append(tag("model", run.model))
+    if run.target.get("kind"):
+        tags.append(tag("target", run.target["kind"]))
+    if spec.env:
+        tags.append(tag("env", spec.env))
+    tags.extend(spec.tags)
+    return list(dict.fromkeys(tags))  # keep order, drop repeats
+
+
+def end_time(run: RunInfo) -> int:
+    return int(run.ended or run.started or time.time())
+
+
+def build_series(run: RunInfo, summary: RunSummary, spec: DatadogSpec) -> list[dict[str, Any]]:
+    """The metric series of one run, as plain JSON (kept as-is when delivery is pending)."""
+    ts = end_time(run)
+    tags = run_tags(run, summary, spec)
+    series: list[dict[str, Any]] = []
+
+    def add(name: str, kind: str, value: float | None, extra: list[str] = ()) -> None:
+        if value is None:
+            return
+        series.append({"metric": name, "type": kind, "points": [{"timestamp": ts, "value": float(value)}],
+                       "tags": tags + list(extra)})
+
+    c = summary.counts
+    add("harness.run.pass_rate", GAUGE, summary.pass_rate)
+    add("harness.run.error_rate", GAUGE, summary.error_rate)
+    add("harness.run.cases", COUNT, summary.total)
+    add("harness.run.failed", COUNT, c.get("failed", 0))
+    add("harness.run.errors", COUNT, c.get("error", 0))
+    add("harness.run.not_run", COUNT, c.get("not_run", 0))
+    add("harness.run.turn_latency_ms.p50", GAUGE, summary.latency(50))
+    add("harness.run.turn_latency_ms.p95", GAUGE, summary.latency(95))
+    add("harness.run.tokens", COUNT, summary.tokens)
+    add("harness.run.cost_usd", COUNT, summary.cost)
+    add("harness.run.judge_score", GAUGE, summary.judge_score)
+    cls = summary.verdict_class
+    add("harness.run.regression", GAUGE, 1.0 if cls == "regression" else 0.0)
+    add("harness.run.drift", GAUGE, 1.0 if cls in ("drift", "judge_drift") else 0.0)
+    for t in summary.topics.values():
+        extra = [tag("topic", t.topic)]
+        add("harness.topic.pass_rate", GAUGE, t.pass_rate if t.executed else None, extra)
+        add("harness.topic.error_rate", GAUGE, t.error_rate if t.executed else None, extra)
+        add("harness.topic.cases", COUNT, t.executed, extra)
+        add("harness.topic.failed", COUNT, t.failed, extra)
+    return series
+
+
+def build_event(run: RunInfo, summary: RunSummary, spec: DatadogSpec, link: str | None) -> dict[str, Any] | None:
+    """The event of a run whose verdict is not ok; None for an ok run or with events off."""
+    cls = summary.verdict_class
+    if cls == "ok" or not spec.events:
+        return None
+    headline = str(summary.verdict.get("headline") or cls)
+    title = f"harness {run.suite}: {cls} — {headline}"
+    if len(title) > EVENT_TITLE:
+        title = title[: EVENT_TITLE - 1] + "…"
+    c = summary.counts
+    lines = [
+        headline,
+        "",
+        f"{c.get('passed', 0)}/{summary.executed} passed, {c.get('failed', 0)} failed, {c.get('error', 0)} errors"
+        f" (run {run.run_id})",
+    ]
+    if link:
+        lines.append(f"Report: {link}")
+    failing = list(summary.failing.values())
+    if failing:
+        lines.append("")
+        lines.append("Failing cases:")
+    tail = "" if not link else f"\nReport: {link}"
+    text = "\n".join(lines)
+    for i, case in enumerate(failing):
+        line = f"- {case.case_id} ({case.topic}): {' '.join(case.reason.split())[:200]}"
+        more = f"\n… and {len(failing) - i} more"
+        if len(text) + 1 + len(line) + len(more) + len(tail) > EVENT_TEXT:
+            text += more
+            break
+        text += "\n" + line
+    return {
+        "title": title,
+        "text": text[:EVENT_TEXT],
+        "alert_type": ALERT_TYPE.get(cls, "warning"),
+        "aggregation_key": f"harness:{run.suite}"[:100],
+        "source_type_name": "harness",
+        "date_happened": end_time(run),
+        "tags": run_tags(run, summary, spec),
+    }
+
+
+def build_experiment(run: RunInfo, results: list[CaseResult], summary: RunSummary) -> dict[str, Any]:
+    """The run as an LLM Observability experiment: one span per result, one metric each."""
+    spans = []
+    for r in results:
+        t = r.transcript
+        spans.append({
+            "case_id": r.case_id,
+            "repeat": r.repeat_index,
+            "topic": r.topic,
+            "status": "error" if r.status == "error" else "ok",
+            "passed": r.status == "passed",
+            "start_ns": int((r.started or run.started) * 1e9),
+            "duration_ns": int(max(r.duration_ms, 0) * 1e6),
+            "input": "\n".join(turn.caller or "" for turn in t.turns if turn.caller) if t else "",
+            "output": t.last_text if t else (r.error or ""),
+            "reason": "; ".join(r.failing_reasons)[:1000],
+        })
+    return {"project": f"harness-{run.suite}", "dataset": f"harness-{run.suite}",
+            "experiment": f"{run.suite}-{run.run_id}", "verdict": summary.verdict_class, "spans": spans}
+
+
+def build_payload(run: RunInfo, results: list[CaseResult], summary: RunSummary, spec: DatadogSpec,
+                  link: str | None, redactor: Redactor) -> dict[str, Any]:
+    """Everything Datadog gets for a run, redacted; parts are sent (and kept) separately."""
+    payload: dict[str, Any] = {"series": build_series(run, summary, spec)}
+    event = build_event(run, summary, spec, link)
+    if event is not None:
+        payload["event"] = event
+    if spec.llm_observability:
+        payload["experiment"] = build_experiment(run, results, summary)
+    return redactor.payload(payload)
+
+
+# ---------------------------------------------------------------- sending
+
+
+def configuration(spec: DatadogSpec, *, retries: int = 3, backoff_s: float = 2.0, llm_obs: bool = False):
+    """A client configuration: site or full host URL, keys, retries; nothing read from DD_* env."""
+    from datadog_api_client import Configuration
+    from datadog_api_client.rest import ClientRetry
+
+    config = Configuration()
+    config.api_key.clear()  # only the suite's keys, never a stray DD_API_KEY from the environment
+    config.api_key["apiKeyAuth"] = spec.api_key.get_secret_value()
+    if spec.app_key is not None:
+        config.api_key["appKeyAuth"] = spec.app_key.get_secret_value()
+    config.server_variables["site"] = spec.site
+    if spec.host:
+        config.host = spec.host.rstrip("/")
+    config.enable_retry = True
+    config.max_retries = retries
+    config.retry_policy = ClientRetry(total=retries, backoff_factor=backoff_s, backoff_max=30.0,
+                                      raise_on_status=False)
+    if llm_obs:
+        for op in EXPERIMENT_OPERATIONS:
+            config.unstable_operations[op] = True
+    return config
+
+
+EXPERIMENT_OPERATIONS = (
+    "v2.create_llm_obs_project",
+    "v2.create_llm_obs_dataset",
+    "v2.create_llm_obs_experiment",
+    "v2.create_llm_obs_experiment_events",
+)
+
+
+def _series_models(series: list[dict[str, Any]]):
+    from datadog_api_client.v2.model.metric_intake_type import MetricIntakeType
+    from datadog_api_client.v2.model.metric_payload import MetricPayload
+    from datadog_api_client.v2.model.metric_point import MetricPoint
+    from datadog_api_client.v2.model.metric_series import MetricSeries
+
+    kinds = {GAUGE: MetricIntakeType.GAUGE, COUNT: MetricIntakeType.COUNT}
+    return MetricPayload(series=[
+        MetricSeries(
+            metric=s["metric"],
+            type=kinds[s["type"]],
+            points=[MetricPoint(timestamp=int(p["timestamp"]), value=float(p["value"])) for p in s["points"]],
+            tags=list(s.get("tags") or []),
+        )
+        for s in series
+    ])
+
+
+def _event_model(event: dict[str, Any]):
+    from datadog_api_client.v1.model.event_alert_type import EventAlertType
+    from datadog_api_client.v1.model.event_create_request import EventCreateRequest
+
+    return EventCreateRequest(
+        title=event["title"],
+        text=event["text"],
+        alert_type=EventAlertType(event["alert_type"]),
+        aggregation_key=event["aggregation_key"],
+        source_type_name=event.get("source_type_name", "harness"),
+        date_happened=int(event["date_happened"]),
+        tags=list(event.get("tags") or []),
+    )
+
+
+def _send_part(spec: DatadogSpec, part: str, body: Any, retries: int, backoff_s: float, timeout_s: float) -> None:
+    """One blocking call to Datadog; raises what the client raises."""
+    from datadog_api_client import ApiClient
+
+    with ApiClient(configuration(spec, retries=retries, backoff_s=backoff_s, llm_obs=part == "experiment")) as api:
+        if part == "series":
+            from datadog_api_client.v2.api.metrics_api import MetricsApi
+
+            resp = MetricsApi(api).submit_metrics(body=_series_models(body), _request_timeout=timeout_s)
+            errors = resp.get("errors") if hasattr(resp, "get") else None
+            if errors:
+                raise _Refused(f"metrics intake reported: {'; '.join(map(str, errors))[:300]}")
+        elif part == "event":
+            from datadog_api_client.v1.api.events_api import EventsApi
+
+            EventsApi(api).create_event(body=_event_model(body), _request_timeout=timeout_s)
+        elif part == "experiment":
+            from ._llmobs import send_experiment
+
+            send_experiment(api, body, timeout_s)
+        else:
+            raise ValueError(f"unknown Datadog payload part {part!r}")
+
+
+class _Refused(Exception):
+    pass
+
+
+PARTS = ("series", "event", "experiment")
+DESTINATION = {"series": "datadog metrics", "event": "datadog event", "experiment": "datadog llm observability"}
+
+
+async def send(payload: dict[str, Any], spec: DatadogSpec, redactor: Redactor, *, retries: int = 3,
+               backoff_s: float = 2.0, timeout_s: float = 30.0) -> list[DeliveryError]:
+    """Send each part of a payload; return one DeliveryError per part that did not get through
+    (each with `remaining` = just that part), so metrics are not re-sent when only the event failed."""
+    failures = []
+    for part in PARTS:
+        if part not in payload:
+            continue
+        try:
+            await asyncio.to_thread(_send_part, spec, part, payload[part], retries, backoff_s, timeout_s)
+        except Exception as exc:  # the client raises many types; each becomes one warning line
+            failures.append(DeliveryError(DESTINATION[part], redactor.scrub(_describe(exc)),
+                                          remaining={part: payload[part]}, attempts=retries + 1,
+                                          status=getattr(exc, "status", None)))
+    return failures
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for any client error: status and reason, never headers (which carry keys)."""
+    status = getattr(exc, "status", None)
+    if status is not None:
+        reason = getattr(exc, "reason", "") or ""
+        body = getattr(exc, "body", "") or ""
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        detail = " ".join(str(body).split())[:200]
+        return f"HTTP {status} {reason}".strip() + (f": {detail}" if detail else "")
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__

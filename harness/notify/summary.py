@@ -1,0 +1,213 @@
+"""What a notification says about a run: its verdict and the numbers behind it.
+
+Slack and Datadog show the same facts, so they are computed once here from `RunInfo`,
+the run's `CaseResult`s and the verdict the analysis stage leaves at
+`run.extra["verdict"]`. When no verdict is there (analysis not run, or an older run read
+back from the store), a plain one is derived from the counts, so a notification never
+depends on the analysis stage having worked.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..records import CaseResult, RunInfo
+
+VERDICT_CLASSES = ("ok", "noise", "drift", "regression", "infra", "judge_drift", "failed")
+
+
+@dataclass
+class TopicStats:
+    topic: str
+    executed: int = 0  # results that ran (not_run excluded)
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    baseline_pass_rate: float | None = None
+    delta: float | None = None
+    p_value: float | None = None
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.executed if self.executed else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.executed if self.executed else 0.0
+
+
+@dataclass
+class FailingCase:
+    case_id: str
+    topic: str
+    status: str  # failed or error
+    reason: str
+
+
+@dataclass
+class RunSummary:
+    """Everything a notifier needs, computed once."""
+
+    verdict: dict[str, Any]
+    counts: dict[str, int]
+    topics: dict[str, TopicStats]
+    failing: dict[str, FailingCase]  # case id → first failing repeat (status failed)
+    erroring: dict[str, FailingCase]  # case id → first infra error
+    turn_ms: list[float] = field(default_factory=list)
+    tokens: int = 0
+    cost: float = 0.0
+    judge_score: float | None = None
+
+    @property
+    def verdict_class(self) -> str:
+        return str(self.verdict.get("class") or "failed")
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def executed(self) -> int:
+        return self.total - self.counts.get("not_run", 0)
+
+    @property
+    def pass_rate(self) -> float:
+        return self.counts.get("passed", 0) / self.executed if self.executed else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        return self.counts.get("error", 0) / self.executed if self.executed else 0.0
+
+    def latency(self, q: float) -> float | None:
+        return percentile(self.turn_ms, q)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100); None for no data."""
+    if not values:
+        return None
+    data = sorted(values)
+    if len(data) == 1:
+        return data[0]
+    pos = (len(data) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def count_statuses(results: list[CaseResult]) -> dict[str, int]:
+    counts = {"passed": 0, "failed": 0, "error": 0, "not_run": 0}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return counts
+
+
+def derive_verdict(run: RunInfo, counts: dict[str, int]) -> dict[str, Any]:
+    """A plain verdict from counts alone: ok, failed, or infra (aborted, or errors dominate)."""
+    executed = counts.get("passed", 0) + counts.get("failed", 0) + counts.get("error", 0)
+    errors = counts.get("error", 0) + counts.get("not_run", 0)
+    parts = [f"{counts.get('passed', 0)}/{executed} passed"]
+    for key, word in (("failed", "failed"), ("error", "errors"), ("not_run", "not run")):
+        if counts.get(key):
+            parts.append(f"{counts[key]} {word}")
+    headline = ", ".join(parts)
+    if run.status == "aborted" or (errors and errors >= counts.get("passed", 0) + counts.get("failed", 0)):
+        cls = "infra"
+        if run.message:
+            headline = f"{run.message} ({headline})"
+    elif executed and counts.get("passed", 0) == executed and not counts.get("not_run"):
+        cls = "ok"
+    else:
+        cls = "failed"
+    return {"class": cls, "headline": headline, "evidence": [], "topics": {}, "changed_cases": [],
+            "baseline_run": None}
+
+
+def verdict_of(run: RunInfo, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    """The run's verdict with every key present; derived when analysis left none."""
+    given = run.extra.get("verdict") if isinstance(run.extra, dict) else None
+    base = derive_verdict(run, counts if counts is not None else dict(run.counts))
+    if not isinstance(given, dict) or not given.get("class"):
+        return base
+    out = dict(base)
+    out.update({k: v for k, v in given.items() if v is not None})
+    for key, empty in (("evidence", []), ("topics", {}), ("changed_cases", [])):
+        if not isinstance(out.get(key), type(empty)):
+            out[key] = empty
+    return out
+
+
+def _reason(r: CaseResult) -> str:
+    if r.status == "error":
+        return r.error or r.error_kind or "infra error"
+    reasons = r.failing_reasons
+    return reasons[0] if reasons else (r.error or "failed")
+
+
+def summarize(run: RunInfo, results: list[CaseResult]) -> RunSummary:
+    counts = count_statuses(results) if results else dict(run.counts)
+    verdict = verdict_of(run, counts)
+    topics: dict[str, TopicStats] = {}
+    failing: dict[str, FailingCase] = {}
+    erroring: dict[str, FailingCase] = {}
+    turn_ms: list[float] = []
+    tokens = 0
+    cost = 0.0
+    judge: list[float] = []
+    for r in results:
+        t = topics.setdefault(r.topic, TopicStats(r.topic))
+        if r.status != "not_run":
+            t.executed += 1
+        if r.status == "passed":
+            t.passed += 1
+        elif r.status == "failed":
+            t.failed += 1
+            failing.setdefault(r.case_id, FailingCase(r.case_id, r.topic, "failed", _reason(r)))
+        elif r.status == "error":
+            t.errors += 1
+            erroring.setdefault(r.case_id, FailingCase(r.case_id, r.topic, "error", _reason(r)))
+        for c in r.checks:
+            if c.name == "judge" and not c.skipped and not c.error:
+                judge.append(float(c.score))
+        if r.transcript is not None:
+            for turn in r.transcript.turns:
+                reply = turn.reply
+                if reply.total_ms is not None and turn.kind != "greeting":
+                    turn_ms.append(float(reply.total_ms))
+                tokens += (reply.tokens_in or 0) + (reply.tokens_out or 0)
+                cost += reply.cost or 0.0
+    # the analysis stage knows the baseline; take its numbers where it gave them
+    for name, info in (verdict.get("topics") or {}).items():
+        if not isinstance(info, dict):
+            continue
+        t = topics.setdefault(name, TopicStats(name))
+        t.baseline_pass_rate = info.get("baseline_pass_rate")
+        t.delta = info.get("delta")
+        t.p_value = info.get("p_value")
+        if t.delta is None and t.baseline_pass_rate is not None and t.executed:
+            t.delta = t.pass_rate - float(t.baseline_pass_rate)
+    return RunSummary(
+        verdict=verdict,
+        counts=counts,
+        topics=dict(sorted(topics.items())),
+        failing=failing,
+        erroring=erroring,
+        turn_ms=turn_ms,
+        tokens=tokens,
+        cost=cost,
+        judge_score=sum(judge) / len(judge) if judge else None,
+    )
+
+
+def failing_ids(results: list[CaseResult]) -> set[str]:
+    """Cases with at least one failed repeat (infra errors are not failures)."""
+    return {r.case_id for r in results if r.status == "failed"}
+
+
+def group_by_topic(cases: list[FailingCase]) -> dict[str, list[FailingCase]]:
+    out: dict[str, list[FailingCase]] = defaultdict(list)
+    for c in cases:
+        out[c.topic].append(c)
+    return dict(out)

@@ -1,0 +1,24 @@
+"""History store: every run and case result, in SQLite by default or any SQLAlchemy URL.
+
+    store = Store.open(None, root=project_root)      # <root>/.harness/history.db
+    store.start_run(info)
+    with ResultWriter(store, info.run_id) as writer:  # group commit, off the event loop
+        writer.add(result)
+    store.finish_run(info.run_id, status="complete", ended=..., exit_code=0, counts=...)
+"""
+
+from .migrations import MIGRATIONS
+from .schema import SCHEMA_VERSION
+from .store import Store, StoreError, default_url, redact_url, scrub_secrets
+from .writer import ResultWriter
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "ResultWriter",
+    "Store",
+    "StoreError",
+    "default_url",
+    "redact_url",
+    "scrub_secrets",
+]

@@ -1,0 +1,517 @@
+"""The history store: runs and their case results, in SQLite (default) or any SQLAlchemy URL.
+
+Every result is written here before any reporter sees it, so the store is what survives a
+crash. It speaks SQLAlchemy Core only, with portable types, so the same code serves a
+one-file SQLite history on a laptop and a shared PostgreSQL history for a team. The only
+database-specific parts are SQLite's connection pragmas and the "upsert" spelling, which
+SQLAlchemy provides per dialect.
+
+A run left `running` by a process that died (killed CI job, OOM, Ctrl-C twice) is shown
+as `incomplete` when read, and `mark_stale_running` writes that down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, tuple_, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from ..errors import ConfigError, ExitCode, HarnessError
+from ..records import AgentReply, CaseResult, CheckResult, Outcome, RunInfo, Transcript, Turn
+from . import migrations, schema
+
+RUN_STATUSES = ("running", "complete", "incomplete", "aborted")
+DEAD_PROCESS_MESSAGE = "the process running it stopped before the run finished"
+
+# Keys whose values are never stored, whatever the caller passed (matched anywhere in the
+# key). "token" but not "tokens", so max_tokens and tokens_in stay readable.
+_SECRET_KEY = re.compile(r"api[_-]?key|token(?!s)|secret|authori[sz]ation|password|passwd|webhook|credential", re.I)
+# user:password@ inside any URL-looking string value.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)(?P<pw>[^@\s/]+)@", re.I)
+REDACTED = "***"
+
+
+class StoreError(HarnessError):
+    """The store could not be reached or written; one line naming the URL (no password)."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+def scrub_secrets(value: Any) -> Any:
+    """A copy of `value` with secret-named keys and URL passwords replaced by ***.
+
+    The caller already leaves secrets out of run metadata; this is the second line of
+    defence, because a store row outlives every log and is shared with the whole team.
+    """
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "") else scrub_secrets(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [scrub_secrets(v) for v in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(lambda m: f"{m['head']}{REDACTED}@", value)
+    return value
+
+
+def redact_url(url: str | URL) -> str:
+    """A database URL safe to print: the password (if any) becomes ***."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    return _URL_PASSWORD.sub(lambda m: f"{m['head']}{REDACTED}@", url)
+
+
+def _json_dumps(value: Any) -> str:
+    # ensure_ascii=False keeps Japanese transcripts readable in the database and a third
+    # of the size; default=str so an odd value in an agent's state cannot lose a result.
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _one_line(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return text[0] if text else type(inner).__name__
+
+
+# ---------------------------------------------------------------- process liveness
+
+
+def _this_process() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _process_dead(extra: dict[str, Any]) -> bool:
+    """True only when we can tell: the run was written on this host by a pid that is gone."""
+    proc = extra.get("process") if isinstance(extra, dict) else None
+    if not isinstance(proc, dict) or proc.get("host") != socket.gethostname():
+        return False
+    pid = proc.get("pid")
+    return isinstance(pid, int) and not _pid_alive(pid)
+
+
+def _as_seen(info: RunInfo) -> RunInfo:
+    """A `running` run whose process is dead is reported as the incomplete run it is."""
+    if info.status == "running" and _process_dead(info.extra):
+        info.status = "incomplete"
+        info.message = info.message or DEAD_PROCESS_MESSAGE
+    return info
+
+
+# ---------------------------------------------------------------- rows <-> records
+
+_T = TypeVar("_T")
+
+
+def _build(cls: type[_T], data: dict[str, Any]) -> _T:
+    """Build a dataclass from stored JSON, ignoring keys a newer harness may have added."""
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _transcript_from(data: dict[str, Any] | None) -> Transcript | None:
+    if data is None:
+        return None
+    turns = [
+        Turn(
+            index=t["index"],
+            caller=t.get("caller"),
+            reply=_build(AgentReply, t.get("reply") or {"text": ""}),
+            kind=t.get("kind", "say"),
+        )
+        for t in data.get("turns", [])
+    ]
+    return Transcript(turns=turns, outcome=_build(Outcome, data.get("outcome") or {}))
+
+
+# Field names, read once: `dataclasses.asdict` deep-copies every value and was most of
+# the cost of writing a result. The shapes below are exactly those of the records' to_dict().
+_REPLY_FIELDS = tuple(f.name for f in fields(AgentReply))
+_OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
+_CHECK_FIELDS = tuple(f.name for f in fields(CheckResult))
+
+
+def _fields_dict(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {n: getattr(obj, n) for n in names}
+
+
+def _transcript_dict(t: Transcript) -> dict[str, Any]:
+    return {
+        "turns": [
+            {"index": turn.index, "kind": turn.kind, "caller": turn.caller, "reply": _fields_dict(turn.reply, _REPLY_FIELDS)}
+            for turn in t.turns
+        ],
+        "outcome": _fields_dict(t.outcome, _OUTCOME_FIELDS),
+    }
+
+
+def _result_row(run_id: str, r: CaseResult) -> dict[str, Any]:
+    t = r.transcript
+    totals = t.totals() if t is not None else {}
+    return {
+        "run_id": run_id,
+        "case_id": r.case_id,
+        "topic": r.topic,
+        "tags": list(r.tags),
+        "repeat_index": r.repeat_index,
+        "status": r.status,
+        "error": r.error,
+        "error_kind": r.error_kind,
+        "started": r.started,
+        "duration_ms": r.duration_ms,
+        "source": r.source,
+        "model": t.model if t is not None else None,
+        "fingerprint": t.fingerprint if t is not None else None,
+        "tokens_in": totals.get("tokens_in"),
+        "tokens_out": totals.get("tokens_out"),
+        "cost": totals.get("cost"),
+        "checks": [_fields_dict(c, _CHECK_FIELDS) for c in r.checks],
+        "transcript": _transcript_dict(t) if t is not None else None,
+    }
+
+
+def _result_from_row(row: Any) -> CaseResult:
+    return CaseResult(
+        case_id=row.case_id,
+        topic=row.topic,
+        tags=list(row.tags or []),
+        repeat_index=row.repeat_index,
+        status=row.status,
+        checks=[_build(CheckResult, c) for c in (row.checks or [])],
+        transcript=_transcript_from(row.transcript),
+        error=row.error,
+        error_kind=row.error_kind,
+        started=row.started,
+        duration_ms=row.duration_ms,
+        source=row.source,
+    )
+
+
+def _run_from_row(row: Any) -> RunInfo:
+    return RunInfo(
+        run_id=row.run_id,
+        suite=row.suite,
+        suite_file=row.suite_file or "",
+        target=dict(row.target or {}),
+        model=row.model,
+        git_sha=row.git_sha,
+        host=row.host or "",
+        started=row.started,
+        ended=row.ended,
+        status=row.status,
+        exit_code=row.exit_code,
+        planned=row.planned or 0,
+        counts=dict(row.counts or {}),
+        group=row.group,
+        message=row.message,
+        extra=dict(row.extra or {}),
+    )
+
+
+def _dedupe_last(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the last row per (case, repeat): one statement may not upsert a key twice."""
+    by_key = {(r["run_id"], r["case_id"], r["repeat_index"]): r for r in rows}
+    return list(by_key.values())
+
+
+# ---------------------------------------------------------------- engine
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    if in_memory:
+        # One shared connection, or every thread would see its own empty database.
+        engine = create_engine(
+            url, json_serializer=_json_dumps, poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    else:
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, json_serializer=_json_dumps, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (below) so DDL is transactional too; the
+        # sqlite3 module would otherwise run ALTER TABLE outside any transaction.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        # WAL: readers (reports) never block the writer; NORMAL sync is durable against
+        # a killed process (only a power cut can lose the last commits).
+        for pragma in ("busy_timeout=30000", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+            cur.execute(f"PRAGMA {pragma}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A transaction that reads and then writes must hold the write lock from the start,
+        # or SQLite fails it at once instead of waiting for busy_timeout.
+        immediate = conn.get_execution_options().get("store_write_lock")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _make_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    return create_engine(url, json_serializer=_json_dumps, pool_pre_ping=True)
+
+
+def default_url(root: str | os.PathLike[str] = ".") -> str:
+    """Where history lives when a suite names no store: <root>/.harness/history.db."""
+    path = (Path(root).expanduser().resolve() / ".harness" / "history.db").as_posix()
+    return f"sqlite:///{path}"
+
+
+# ---------------------------------------------------------------- the store
+
+
+class Store:
+    """Runs and case results in one database. Thread-safe; open once per process."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.display_url = redact_url(engine.url)
+
+    @classmethod
+    def open(cls, url: str | None, *, root: str = ".") -> Store:
+        """Open (creating or upgrading as needed) the store at `url`; None means the
+        default SQLite file under `root`."""
+        raw = url or default_url(root)
+        try:
+            parsed = make_url(raw)
+        except ArgumentError:
+            raise ConfigError(f"store URL {redact_url(raw)!r} is not a valid SQLAlchemy database URL") from None
+        try:
+            engine = _make_engine(parsed)
+        except NoSuchModuleError:
+            raise ConfigError(
+                f"store URL {redact_url(parsed)}: no SQLAlchemy driver for {parsed.drivername!r}"
+            ) from None
+        except (ImportError, SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"cannot open store {redact_url(parsed)}: {_one_line(exc)}") from None
+        store = cls(engine)
+        try:
+            migrations.migrate(engine)
+        except HarnessError:
+            engine.dispose()
+            raise
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise StoreError(f"cannot open store {store.display_url}: {_one_line(exc)}") from None
+        return store
+
+    @property
+    def engine(self) -> Engine:
+        """For analysis queries that need more than this API (read-only, please)."""
+        return self._engine
+
+    @contextmanager
+    def _tx(self, action: str, *, write_lock: bool = False) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn:
+                if write_lock:
+                    conn.execution_options(store_write_lock=True)
+                with conn.begin():
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store {self.display_url}: could not {action}: {_one_line(exc)}") from None
+
+    # -- writing
+
+    def start_run(self, info: RunInfo) -> None:
+        """Record a new run as `running`, together with the process writing it."""
+        extra = scrub_secrets(dict(info.extra))
+        extra.setdefault("process", _this_process())
+        row = {
+            "run_id": info.run_id,
+            "suite": info.suite,
+            "suite_file": info.suite_file,
+            "target": scrub_secrets(info.target),
+            "model": info.model,
+            "git_sha": info.git_sha,
+            "host": info.host,
+            "started": info.started or time.time(),
+            "ended": info.ended,
+            "status": info.status,
+            "exit_code": info.exit_code,
+            "planned": info.planned,
+            "counts": dict(info.counts),
+            "group": info.group,
+            "message": info.message,
+            "extra": extra,
+        }
+        with self._tx(f"start run {info.run_id}", write_lock=True) as conn:
+            exists = conn.execute(select(schema.runs.c.run_id).where(schema.runs.c.run_id == info.run_id)).first()
+            if exists:
+                raise HarnessError(f"run {info.run_id} is already in the store {self.display_url}")
+            conn.execute(insert(schema.runs).values(**row))
+
+    def add_results(self, run_id: str, results: Sequence[CaseResult]) -> None:
+        """Write results in one transaction. Writing the same (case, repeat) again replaces
+        it, so a retried batch never doubles a result."""
+        if not results:
+            return
+        rows = _dedupe_last([_result_row(run_id, r) for r in results])
+        with self._tx(f"write {len(rows)} results of run {run_id}") as conn:
+            self._upsert_results(conn, rows)
+
+    @staticmethod
+    def _upsert_results(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        t = schema.results
+        keys = ["run_id", "case_id", "repeat_index"]
+        dialect = conn.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            if dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            stmt = dialect_insert(t)
+            changed = {c.name: stmt.excluded[c.name] for c in t.c if c.name not in ("id", *keys)}
+            conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed), rows)
+            return
+        # Any other database: remove the old copies, then insert, in the same transaction.
+        wanted = [(r["run_id"], r["case_id"], r["repeat_index"]) for r in rows]
+        conn.execute(delete(t).where(tuple_(t.c.run_id, t.c.case_id, t.c.repeat_index).in_(wanted)))
+        conn.execute(insert(t), rows)
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        ended: float,
+        exit_code: int | None,
+        counts: dict[str, int],
+        message: str | None = None,
+    ) -> None:
+        """Close a run: final status, end time, exit code and counts."""
+        if status not in RUN_STATUSES:
+            raise HarnessError(f"run status {status!r} is not one of {', '.join(RUN_STATUSES)}")
+        values = {"status": status, "ended": ended, "exit_code": exit_code, "counts": dict(counts)}
+        if message is not None:
+            values["message"] = message
+        with self._tx(f"finish run {run_id}") as conn:
+            done = conn.execute(update(schema.runs).where(schema.runs.c.run_id == run_id).values(**values))
+            if done.rowcount == 0:
+                raise HarnessError(f"run {run_id} is not in the store {self.display_url}")
+
+    def mark_stale_running(self, older_than_s: float) -> int:
+        """Write `incomplete` on runs whose process died; return how many.
+
+        On this host a dead pid is proof. A run from another host (or with no process
+        recorded) is taken as dead when nothing was written for it for `older_than_s`.
+        """
+        cutoff = time.time() - older_than_s
+        r, res = schema.runs, schema.results
+        last_result = (
+            select(func.max(res.c.started)).where(res.c.run_id == r.c.run_id).correlate(r).scalar_subquery()
+        )
+        with self._tx("mark stale runs", write_lock=True) as conn:
+            rows = conn.execute(
+                select(r.c.run_id, r.c.started, r.c.extra, r.c.message, last_result.label("last"))
+                .where(r.c.status == "running")
+            ).all()
+            stale = []
+            for row in rows:
+                extra = dict(row.extra or {})
+                proc = extra.get("process")
+                here = isinstance(proc, dict) and proc.get("host") == socket.gethostname()
+                if here:
+                    dead = _process_dead(extra)
+                else:
+                    dead = max(row.started, row.last or 0.0) < cutoff
+                if dead:
+                    stale.append(row)
+            for row in stale:
+                conn.execute(
+                    update(r)
+                    .where(r.c.run_id == row.run_id, r.c.status == "running")
+                    .values(status="incomplete", message=row.message or DEAD_PROCESS_MESSAGE)
+                )
+        return len(stale)
+
+    # -- reading
+
+    def get_run(self, ref: str) -> RunInfo | None:
+        """A run by id, unique id prefix, "latest" or "latest:<suite>"; None if no match."""
+        r = schema.runs
+        if ref == "latest" or ref.startswith("latest:"):
+            query = select(r).order_by(r.c.started.desc()).limit(1)
+            if ref.startswith("latest:"):
+                query = query.where(r.c.suite == ref.split(":", 1)[1])
+            with self._tx("read runs") as conn:
+                row = conn.execute(query).first()
+            return _as_seen(_run_from_row(row)) if row else None
+        with self._tx("read runs") as conn:
+            row = conn.execute(select(r).where(r.c.run_id == ref)).first()
+            if row is None and ref:
+                matches = conn.execute(
+                    select(r).where(r.c.run_id.startswith(ref, autoescape=True)).order_by(r.c.started.desc()).limit(6)
+                ).all()
+                if len(matches) > 1:
+                    ids = ", ".join(m.run_id for m in matches[:5])
+                    more = ", …" if len(matches) > 5 else ""
+                    raise ConfigError(f"run id prefix {ref!r} matches several runs ({ids}{more}); give more of it")
+                row = matches[0] if matches else None
+        return _as_seen(_run_from_row(row)) if row else None
+
+    def list_runs(self, suite: str | None = None, limit: int = 50, since: float | None = None) -> list[RunInfo]:
+        """Runs, newest first."""
+        r = schema.runs
+        query = select(r).order_by(r.c.started.desc(), r.c.run_id.desc()).limit(limit)
+        if suite is not None:
+            query = query.where(r.c.suite == suite)
+        if since is not None:
+            query = query.where(r.c.started >= since)
+        with self._tx("read runs") as conn:
+            rows = conn.execute(query).all()
+        return [_as_seen(_run_from_row(row)) for row in rows]
+
+    def results(self, run_id: str) -> list[CaseResult]:
+        """Every result of a run, in the order they were first written."""
+        t = schema.results
+        with self._tx(f"read results of run {run_id}") as conn:
+            rows = conn.execute(select(t).where(t.c.run_id == run_id).order_by(t.c.id)).all()
+        return [_result_from_row(row) for row in rows]
+
+    def schema_version(self) -> int:
+        with self._tx("read the schema version") as conn:
+            return migrations.read_version(conn)
+
+    # -- lifetime
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.display_url})"

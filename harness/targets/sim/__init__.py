@@ -1,0 +1,83 @@
+"""The embedded reference phone agent (`kind: sim`): Sakura Restaurant, offline and deterministic.
+
+A new user with no API key and no network runs the main job against this agent and gets
+a real report. It fills reservation slots from the caller's words, cancels bookings,
+answers questions from `knowledge.yaml` and transfers to a human when it must. Its fault
+knobs (`faults:` in the suite, `--sim-fault` on the command line) reproduce the bad days
+drift detection and infra classification exist for.
+
+```yaml
+target: {kind: sim, latency_ms: 30, jitter_ms: 10, seed: 7, faults: ["hallucination:0.2"]}
+```
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from ...spec import CaseSpec
+from ..base import CallContext, Conversation, Target, TargetConfig, register
+from .backend import parse_blocked
+from .conversation import SimConversation
+from .faults import FAULTS, Faults, parse_fault, parse_faults
+from .routes import FALLBACK, PRIMARY, PRIMARY_UPDATED
+
+__all__ = ["FAULTS", "Faults", "SimConfig", "SimTarget", "parse_fault", "parse_faults"]
+
+DEFAULT_TODAY = date(2026, 11, 25)  # a Wednesday: "tomorrow" is open (Tuesdays are closed)
+
+
+class SimConfig(TargetConfig):
+    """Settings of the simulated agent, from a suite's `target:` mapping."""
+
+    kind: Literal["sim"] = "sim"
+    latency_ms: float = Field(default=0.0, ge=0, description="latency of every turn, in ms")
+    jitter_ms: float = Field(default=0.0, ge=0, description="random extra latency per turn, 0..jitter_ms")
+    seed: int = Field(default=0, description="with the case id and repeat index, fixes every random draw")
+    language: Literal["auto", "ja", "en"] = Field(
+        default="auto", description="auto: the case's language, else the caller's first words")
+    today: date = Field(default=DEFAULT_TODAY, description="the date 'today' and 'tomorrow' are read against")
+    fully_booked: list[str] = Field(
+        default_factory=lambda: ["fri 19:00", "sat 19:00"],
+        description="seatings with no table left: 'sat 19:00' or '2026-11-28 19:00'")
+    faults: list[str] = Field(
+        default_factory=list,
+        description=f"fault knobs, 'name', 'name:value' or {{name: value}}; names: {', '.join(FAULTS)}")
+
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _faults(cls, v: Any) -> Any:
+        if isinstance(v, (str, dict)):
+            v = [v]
+        if not isinstance(v, list):
+            raise ValueError("expected a list of faults, e.g. [primary_outage, 'hallucination:0.2']")
+        return parse_faults(v)
+
+    @field_validator("fully_booked")
+    @classmethod
+    def _fully_booked(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            parse_blocked(entry)
+        return v
+
+
+@register
+class SimTarget(Target):
+    kind = "sim"
+    config_model = SimConfig
+    description = "embedded reference phone agent (Sakura Restaurant): offline, deterministic, with fault knobs"
+    config: SimConfig
+
+    def describe(self) -> dict[str, Any]:
+        c = self.config
+        f = Faults.from_strings(c.faults)
+        route = FALLBACK if f.primary_outage >= 1 else PRIMARY_UPDATED if f.model_update else PRIMARY
+        return {"kind": self.kind, "model": route.model, "seed": c.seed, "latency_ms": c.latency_ms,
+                "jitter_ms": c.jitter_ms, "language": c.language, "today": c.today.isoformat(),
+                "faults": list(c.faults)}
+
+    async def open(self, case: CaseSpec, ctx: CallContext) -> Conversation:
+        return SimConversation(self.config, case, ctx)
