@@ -58,6 +58,16 @@ def run(
     no_reports: bool = typer.Option(False, "--no-reports", help="Write no report files (the store still has all)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No live progress bar."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final status line."),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", help="Run only shard K of N, e.g. 2/4 (cases split by a hash of their id)."
+    ),
+    group: Optional[str] = typer.Option(
+        None, "--group", help="Run group joining the shards of one CI job (default: $HARNESS_RUN_GROUP, "
+        "else the GitHub Actions run)."
+    ),
+    accept_baseline: bool = typer.Option(
+        False, "--accept-baseline", help="Make this run the suite's baseline if every case passed."
+    ),
 ) -> None:
     """Run a suite: every selected case against the suite's target, checked, stored and reported."""
     from .pipeline import RunOptions, run_suite
@@ -68,7 +78,8 @@ def run(
         topics=tuple(topic), tags=tuple(tag), exclude_tags=tuple(exclude_tag), ids=tuple(case_id),
         repeat=repeat, concurrency=concurrency, sim_faults=tuple(sim_fault), store_url=store,
         report_dir=report_dir, json_path=json_path, junit_path=junit_path, html_path=html_path,
-        write_reports=not no_reports, progress=not (no_progress or quiet),
+        write_reports=not no_reports, progress=not (no_progress or quiet), shard=shard, group=group,
+        accept_baseline=accept_baseline,
     )
     try:
         outcome = run_suite(suite, options, console=console)

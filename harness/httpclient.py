@@ -200,11 +200,7 @@ def _msg(e: BaseException | None) -> str:
 
 
 def _reason(status: int) -> str:
-    try:
-        return httpx.codes.get_reason_phrase(status)
-    except Exception:  # noqa: BLE001 — an unknown status simply has no phrase
-        return ""
-
+    return httpx.codes.get_reason_phrase(status)  # "" for a status httpx does not know
 
 class SSEDecoder:
     """Splits a server-sent event stream into the `data` payloads of its events.

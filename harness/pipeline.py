@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,6 +41,11 @@ class RunOptions:
     progress: bool = True
     env: dict[str, str] | None = None
     run_id: str | None = None
+    accept_baseline: bool = False  # make this run the suite's baseline if every case passed
+    shard: str | None = None  # "K/N": run only shard K of N (harness.sharding)
+    group: str | None = None  # run group shared by the shards of one CI job; default from env
+    lock: bool = True  # hold the suite's lock in the store while running (harness.locks)
+    lock_stale_s: float | None = None  # a silent lock holder is presumed dead after this
 
 
 @dataclass
@@ -94,6 +99,12 @@ def _apply_sim_faults(raw: dict[str, Any], faults: tuple[str, ...]) -> dict[str,
     return raw
 
 
+def _default_group(options: RunOptions) -> str | None:
+    from .sharding import default_group
+
+    return default_group(options.env)
+
+
 def prepare(suite_path: str, options: RunOptions):
     """Load and validate everything a run needs; raises ConfigError before anything runs."""
     from .loading import load_cases, load_suite, suite_position_of, suite_target_raw
@@ -104,6 +115,10 @@ def prepare(suite_path: str, options: RunOptions):
     suite = load_suite(suite_path, env=env)
     cases = load_cases(suite, topics=options.topics, tags=options.tags, ids=options.ids,
                        exclude_tags=options.exclude_tags)
+    if options.shard:
+        from .sharding import parse_shard, select_shard
+
+        cases = select_shard(cases, parse_shard(options.shard))
     raw = _apply_sim_faults(dict(suite_target_raw(suite)), options.sim_faults)
     if options.concurrency:
         raw["limits"] = {**dict(raw.get("limits") or {}), "concurrency": options.concurrency}
@@ -132,7 +147,15 @@ def run_suite(
     suite, target, items = prepare(suite_path, options)
     store = Store.open(options.store_url or suite.store.url, root=suite.root)
     try:
-        return _run(suite, target, items, store, options, console, on_result, ResultWriter)
+        if not options.lock:
+            return _run(suite, target, items, store, options, console, on_result, ResultWriter)
+        from .locks import DEFAULT_STALE_AFTER_S, SuiteLock
+
+        options = replace(options, run_id=options.run_id or new_run_id())
+        lock_name = suite.name + (f" shard {options.shard}" if options.shard else "")
+        with SuiteLock(store.engine, lock_name, run_id=options.run_id,
+                       stale_after=options.lock_stale_s or DEFAULT_STALE_AFTER_S):
+            return _run(suite, target, items, store, options, console, on_result, ResultWriter)
     finally:
         store.close()
 
@@ -150,7 +173,8 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
         host=socket.gethostname(),
         started=time.time(),
         planned=len(items),
-        extra={"pid": os.getpid()},
+        group=options.group or _default_group(options),
+        extra={"pid": os.getpid(), **({"shard": options.shard} if options.shard else {})},
     )
     store.start_run(run)
     writer = ResultWriter(store, run.run_id)
@@ -197,12 +221,49 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
         run.extra["requests"] = stats.requests.requests
         run.extra["retries"] = stats.requests.retries
         run.extra["infra_errors"] = dict(stats.requests.by_kind)
+    warnings: list[str] = []
+    if status != "incomplete":
+        code = _analyse(store, suite, run, results, items, code, warnings)
+        run.exit_code = int(code)
     store.finish_run(run.run_id, status=status, ended=run.ended, exit_code=run.exit_code, counts=counts,
                      message=message)
-    outcome = RunOutcome(run=run, results=results, exit_code=code)
+    if options.accept_baseline:
+        _accept_if_green(store, run, counts, warnings)
+    outcome = RunOutcome(run=run, results=results, exit_code=code, warnings=warnings)
     if options.write_reports:
         outcome.reports = write_reports(suite, run, results, options)
     return outcome
+
+
+def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code: ExitCode,
+             warnings: list[str]) -> ExitCode:
+    """Classify the run against its baseline (verdict into run.extra) and fold it into the exit code.
+
+    Results are already durable; a store error here costs the verdict, never the results.
+    """
+    from .analysis import analyse_run, exit_code_with_verdict
+
+    reducers = {it.compiled.case.id: it.compiled.case.reducer for it in items}
+    try:
+        verdict = analyse_run(store, suite, run, results, reducers=reducers)
+    except HarnessError as e:
+        warnings.append(f"no verdict: {e.line()}")
+        return code
+    return exit_code_with_verdict(code, verdict["class"])
+
+
+def _accept_if_green(store, run: RunInfo, counts: dict[str, int], warnings: list[str]) -> None:
+    from .analysis import accept_baseline
+
+    if run.status != "complete" or not counts.get("passed") or any(counts.get(k) for k in ("failed", "error", "not_run")):
+        warnings.append(f"run {run.run_id} was not accepted as the baseline: only a run where every case passed is")
+        return
+    try:
+        accept_baseline(store, run.run_id, note="run --accept-baseline")
+    except HarnessError as e:
+        warnings.append(f"run {run.run_id} was not accepted as the baseline: {e.line()}")
+        return
+    run.extra["baseline_accepted"] = True
 
 
 def _run_async(runner, items, target):

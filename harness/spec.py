@@ -96,6 +96,56 @@ class Budgets(Strict):
     turn_ms: float | None = Field(default=None, gt=0)
 
 
+REDUCERS = ("all", "majority", "at_least_k", "pass@k", "mean_score")
+
+
+class ReducerSpec(BaseModel):
+    """How a case's repeats reduce to one pass/fail: `majority`, `{at_least_k: 2}`, `{mean_score: 0.8}`.
+
+    all: every repeat passed · majority: more than half passed · at_least_k: at least k
+    passed · pass@k: one of the first k repeats passed (k defaults to all) · mean_score:
+    the mean check score reaches the threshold (default 0.8). Infra errors never count.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Literal["all", "majority", "at_least_k", "pass@k", "mean_score"]
+    value: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_yaml(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            data = {"name": data}
+        elif isinstance(data, dict) and "name" not in data:
+            if len(data) != 1:
+                raise ValueError("a reducer is a name or one {name: value} pair, e.g. {at_least_k: 2}")
+            (name, value), = data.items()
+            data = {"name": name, "value": value}
+        if isinstance(data, dict) and data.get("name") not in REDUCERS:
+            import difflib
+
+            hint = difflib.get_close_matches(str(data.get("name")), REDUCERS, n=1)
+            more = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise ValueError(f"unknown reducer {data.get('name')!r} (expected one of: {', '.join(REDUCERS)}{more})")
+        return data
+
+    @model_validator(mode="after")
+    def _value_fits(self) -> "ReducerSpec":
+        if self.name == "at_least_k" and (self.value is None or self.value < 1 or not float(self.value).is_integer()):
+            raise ValueError("at_least_k needs a whole number k >= 1, e.g. {at_least_k: 2}")
+        if self.name == "pass@k" and self.value is not None and (self.value < 1 or not float(self.value).is_integer()):
+            raise ValueError("pass@k takes a whole number k >= 1, e.g. {pass@k: 3}")
+        if self.name == "mean_score" and self.value is not None and self.value > 1:
+            raise ValueError("mean_score takes a threshold between 0 and 1, e.g. {mean_score: 0.8}")
+        if self.name in ("all", "majority") and self.value is not None:
+            raise ValueError(f"the {self.name} reducer takes no value")
+        return self
+
+    def label(self) -> str:
+        return self.name if self.value is None else f"{self.name}:{self.value:g}"
+
+
 class CaseSpec(Strict):
     """One golden case: a whole call (`turns`) or a one-turn shorthand (`prompt`)."""
 
@@ -110,6 +160,7 @@ class CaseSpec(Strict):
     outcome: OutcomeSpec | None = None
     budgets: Budgets | None = None
     repeat: int | None = Field(default=None, ge=1, le=1000)
+    reducer: ReducerSpec | None = Field(default=None, description="how repeats reduce to one verdict; default: the suite's")
     timeout_s: float | None = Field(default=None, gt=0)
 
     # filled in by the loader
@@ -280,6 +331,8 @@ class Suite(Strict):
     select: Selection = Field(default_factory=Selection)
     target: TargetSpec
     repeat: int = Field(default=1, ge=1, le=1000)
+    reducer: ReducerSpec = Field(default_factory=lambda: ReducerSpec(name="all"),
+                                 description="how a case's repeats reduce to one verdict (a case may override)")
     store: StoreSpec = Field(default_factory=StoreSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     schedule: str | None = None

@@ -24,28 +24,22 @@ from typing import Any, Callable
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ExitCode, HarnessError, InfraError
+from ..errors import InfraError
 from ..httpclient import excerpt, make_client, parse_json, safe_endpoint, status_error, transport_error
 from ..spec import JudgeSpec
 from ._deepeval import load_deepeval
+from ._errors import JudgeError
 
 load_deepeval()
 from deepeval.models import DeepEvalBaseLLM  # noqa: E402  (imported after the quiet flags are set)
+
+__all__ = ["ChatClient", "ChatReply", "JudgeError", "JudgeModel", "parse_structured"]
 
 RETRIES = 3  # for transient HTTP failures (429, 5xx, timeouts, dropped connections)
 JSON_ATTEMPTS = 3  # one call plus two retries when the judge's JSON does not parse
 BACKOFF_S = 0.5
 BACKOFF_MAX_S = 10.0
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
-
-
-class JudgeError(HarnessError):
-    """The judge could not give a verdict (unreachable, malformed output, misconfigured).
-
-    Recorded as a check error: it says nothing about the agent's answer.
-    """
-
-    exit_code = ExitCode.UNREACHABLE
 
 
 @dataclass(slots=True)

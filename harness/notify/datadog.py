@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import warnings
 from typing import Any
 
 from ..records import CaseResult, RunInfo
@@ -198,7 +199,8 @@ def build_payload(run: RunInfo, results: list[CaseResult], summary: RunSummary, 
 # ---------------------------------------------------------------- sending
 
 
-def configuration(spec: DatadogSpec, *, retries: int = 3, backoff_s: float = 2.0, llm_obs: bool = False):
+def configuration(spec: DatadogSpec, *, retries: int = 3, backoff_s: float = 2.0, timeout_s: float = 30.0,
+                  llm_obs: bool = False):
     """A client configuration: site or full host URL, keys, retries; nothing read from DD_* env."""
     from datadog_api_client import Configuration
     from datadog_api_client.rest import ClientRetry
@@ -211,22 +213,19 @@ def configuration(spec: DatadogSpec, *, retries: int = 3, backoff_s: float = 2.0
     config.server_variables["site"] = spec.site
     if spec.host:
         config.host = spec.host.rstrip("/")
+    config.request_timeout = timeout_s
     config.enable_retry = True
     config.max_retries = retries
     config.retry_policy = ClientRetry(total=retries, backoff_factor=backoff_s, backoff_max=30.0,
                                       raise_on_status=False)
     if llm_obs:
-        for op in EXPERIMENT_OPERATIONS:
+        from ._llmobs import OPERATIONS
+
+        for op in OPERATIONS:  # unstable in datadog-api-client: enabled only when asked for
             config.unstable_operations[op] = True
     return config
 
 
-EXPERIMENT_OPERATIONS = (
-    "v2.create_llm_obs_project",
-    "v2.create_llm_obs_dataset",
-    "v2.create_llm_obs_experiment",
-    "v2.create_llm_obs_experiment_events",
-)
 
 
 def _series_models(series: list[dict[str, Any]]):
@@ -266,22 +265,26 @@ def _send_part(spec: DatadogSpec, part: str, body: Any, retries: int, backoff_s:
     """One blocking call to Datadog; raises what the client raises."""
     from datadog_api_client import ApiClient
 
-    with ApiClient(configuration(spec, retries=retries, backoff_s=backoff_s, llm_obs=part == "experiment")) as api:
+    with ApiClient(configuration(spec, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s,
+                                 llm_obs=part == "experiment")) as api:
         if part == "series":
             from datadog_api_client.v2.api.metrics_api import MetricsApi
 
-            resp = MetricsApi(api).submit_metrics(body=_series_models(body), _request_timeout=timeout_s)
+            resp = MetricsApi(api).submit_metrics(body=_series_models(body))
             errors = resp.get("errors") if hasattr(resp, "get") else None
             if errors:
                 raise _Refused(f"metrics intake reported: {'; '.join(map(str, errors))[:300]}")
         elif part == "event":
             from datadog_api_client.v1.api.events_api import EventsApi
 
-            EventsApi(api).create_event(body=_event_model(body), _request_timeout=timeout_s)
+            EventsApi(api).create_event(body=_event_model(body))
         elif part == "experiment":
             from ._llmobs import send_experiment
 
-            send_experiment(api, body, timeout_s)
+            with warnings.catch_warnings():
+                # the client warns on every unstable call; the suite opted in explicitly
+                warnings.filterwarnings("ignore", message="Using unstable operation")
+                send_experiment(api, body)
         else:
             raise ValueError(f"unknown Datadog payload part {part!r}")
 

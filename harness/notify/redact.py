@@ -45,6 +45,13 @@ _PHONE_PATTERNS = [
 ]
 _EMAIL = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
 
+# Credentials whose shape is unmistakable, masked even when this suite does not hold them
+# (a model or a log line may echo another team's token).
+_CREDENTIALS = re.compile(
+    r"xox[abposre]-[A-Za-z0-9-]{10,}"  # Slack tokens
+    r"|https?://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[^\s<>|\"']+"  # Slack webhooks
+)
+
 _BUILTIN = re.compile("|".join(f"(?:{p})" for p in _PHONE_PATTERNS))
 _EMAIL_RE = re.compile(_EMAIL)
 
@@ -93,7 +100,7 @@ class Redactor:
         for s in self._secrets:
             if s in text:
                 text = text.replace(s, SECRET_MASK)
-        return text
+        return _CREDENTIALS.sub(SECRET_MASK, text)
 
     def text(self, text: str) -> str:
         """Everything masked: for strings that leave the machine."""

@@ -277,7 +277,7 @@ def build_summary(
     else:
         note = "Full details are in the report (an incoming webhook cannot post a thread; use a bot token for one)."
     blocks.append(context([note]))
-    fallback = cut(f"{emoji} {run.suite}: {cls} — {headline} ({_counts_line(summary)})", FALLBACK_TEXT)
+    fallback = cut(f"{emoji} {run.suite}: {cls} — {headline or _counts_line(summary)}", FALLBACK_TEXT)
     return {"text": fallback, "blocks": fit_blocks(blocks)}
 
 
@@ -436,8 +436,9 @@ async def _send_webhook(payload, spec, redactor, retries, backoff_s, timeout_s) 
             raise _failed(payload, messages[i:], redactor, _one_line(exc), retries + 1, None)
         if resp.status_code != 200:
             body = cut(resp.body or "", 200)
+            attempts = retries + 1 if resp.status_code == 429 else 1  # slack-sdk retried the 429s
             raise _failed(payload, messages[i:], redactor, f"webhook answered HTTP {resp.status_code} {body}".strip(),
-                          1, resp.status_code)
+                          attempts, resp.status_code)
     return {"channel": None, "ts": None}
 
 

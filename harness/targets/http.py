@@ -46,10 +46,9 @@ from ..errors import ConfigError, InfraError
 from ..httpclient import make_client, parse_json, safe_endpoint, status_error, transport_error
 from ..records import AgentReply, Outcome
 from ..spec import CaseSpec
-from ._replystate import ends_call, outcome_from
+from ._replystate import STATE_KEYS, ends_call, outcome_from
 from .base import CallContext, Conversation, Target, TargetConfig, register
 
-STATE_PATHS = ("intent", "slots", "transferred", "transfer_reason", "ended", "side_effects")
 TEMPLATE_VARIABLES = ("call_id", "case", "turn", "text", "kind", "history")
 
 
@@ -111,7 +110,7 @@ class HttpTarget(Target):
         self._reply_path = _compile_path("reply_path", config.reply_path)
         self._state_paths = {
             name: _compile_path(f"{name}_path", expr)
-            for name in STATE_PATHS
+            for name in STATE_KEYS
             if (expr := getattr(config, f"{name}_path")) is not None
         }
         self._client: httpx.AsyncClient | None = None

@@ -12,6 +12,7 @@ import asyncio
 import math
 import random
 import time
+from typing import TYPE_CHECKING
 
 from ...records import AgentReply, Outcome
 from ...spec import CaseSpec
@@ -23,6 +24,9 @@ from .knowledge import load_knowledge
 from .nlu import detect_language, normalize
 from .phrases import Part, render
 from .routes import Route, pick_route
+
+if TYPE_CHECKING:
+    from . import SimConfig
 
 __all__ = ["SimConversation"]
 
@@ -38,7 +42,7 @@ def estimate_tokens(text: str) -> int:
 
 
 class SimConversation(Conversation):
-    def __init__(self, config, case: CaseSpec, ctx: CallContext):  # config: SimConfig
+    def __init__(self, config: SimConfig, case: CaseSpec, ctx: CallContext):
         self.config = config
         self.ctx = ctx
         self.faults = Faults.from_strings(config.faults)

@@ -269,16 +269,18 @@ def _blank(text: str, m: re.Match[str]) -> str:
 _NOT_NAMES = {"大丈夫", "そう", "結構", "以上", "はい", "お願い", "いい", "了解", "わかりました", "予約", "キャンセル"}
 _JA_NAME_EXPLICIT = re.compile(r"(?:名前は|なまえは|名義は)\s*([^\s、。,.!?！？]+?)\s*(?:です|でお願いします|で|と申します|$)"
                                r"|([^\s、。,.!?！？]{1,12}?)\s*と申します")
-_JA_NAME_BARE = re.compile(r"^(?:はい[、,]?\s*)?(?:私は|わたしは|わたくしは)?\s*([一-龥々ぁ-んァ-ヶー]{1,12}?)\s*"
+_JA_NAME_BARE = re.compile(r"^(?:はい[、,]?\s*)?(?:私は|わたしは|わたくしは)?\s*([一-龥々ァ-ヶー][一-龥々ぁ-んァ-ヶー]{0,11}?)\s*"
                            r"(?:です|でお願いします|でございます|と言います|といいます)?[。.!！]?$")
 _EN_NAME_EXPLICIT = re.compile(r"\b(?:my name is|my name's|the name is|the name's|name is|under the name|under)\s+"
                                r"([A-Za-z][A-Za-z'\-]*(?:\s+[A-Za-z][A-Za-z'\-]*)?)", re.I)
 _EN_NAME_LEAD = re.compile(r"^(?:yes,?\s*|sure,?\s*)?(?:it's|it is|this is|i'm|i am|call me)\s+"
                            r"([A-Za-z][A-Za-z'\-]*(?:\s+[A-Za-z][A-Za-z'\-]*)?)", re.I)
 _EN_NAME_BARE = re.compile(r"^([A-Za-z][A-Za-z'\-]*(?:\s+[A-Za-z][A-Za-z'\-]*)?)[.!]?$")
-_NAME_CHARS = re.compile(r"[一-龥々ァ-ヶ]")  # a bare Japanese name has kanji or katakana, not only particles
 _EN_NOT_NAMES = {"yes", "no", "ok", "okay", "sure", "hello", "hi", "thanks", "please", "sorry", "what", "pardon"}
 _EN_TRAILING = re.compile(r"\s+(?:please|thanks|thank you|for|at|on|and|i)\b.*$", re.I)
+
+
+_NOT_IN_NAMES = ("願い", "予約", "キャンセル", "大丈夫", "結構", "変更")
 
 
 def read_name(text: str, *, expecting: bool) -> str | None:
@@ -293,9 +295,13 @@ def read_name(text: str, *, expecting: bool) -> str | None:
         return _en_name(m.group(1))
     if not expecting:
         return None
+    if not _JA_CHARS.search(t):
+        t = re.split(r"[,;.!?]", t)[0].strip()  # "Smith, for 4 people" -> "Smith" (slots already read)
     m = _JA_NAME_BARE.match(t)
-    if m and m.group(1).removesuffix("様") not in _NOT_NAMES and _NAME_CHARS.search(m.group(1)):
-        return m.group(1).removesuffix("様")
+    if m:
+        name = m.group(1).removesuffix("様")
+        if name not in _NOT_NAMES and not any(w in name for w in _NOT_IN_NAMES):
+            return name
     m = _EN_NAME_BARE.match(t)
     if m and m.group(1).split()[0].lower() not in _EN_NOT_NAMES:
         return _en_name(m.group(1))

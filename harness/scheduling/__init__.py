@@ -1,0 +1,16 @@
+"""The parts of `harness schedule` that need no running daemon: crontab reading, the
+missed-fire decision, the last-fire record, and the per-run worker process."""
+
+from .catchup import CatchUp, catch_up
+from .cron import crontab_days, crontab_trigger, fires_between, next_fires, resolve_timezone, trigger_for
+
+__all__ = [
+    "CatchUp",
+    "catch_up",
+    "crontab_days",
+    "crontab_trigger",
+    "fires_between",
+    "next_fires",
+    "resolve_timezone",
+    "trigger_for",
+]
