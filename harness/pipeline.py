@@ -160,8 +160,19 @@ def run_suite(
         store.close()
 
 
+def _judge_service(suite):
+    """The suite's LLM judge, if it has one; rubric and canary mistakes surface here, before the run."""
+    if suite.judge is None:
+        return None
+    from .judge import JudgeService
+
+    return JudgeService.from_spec(suite.judge, root=suite.root)
+
+
 def _run(suite, target, items, store, options, console, on_result, ResultWriter) -> RunOutcome:
     from .runner import Runner
+
+    judge = _judge_service(suite)
 
     run = RunInfo(
         run_id=options.run_id or new_run_id(),
@@ -194,11 +205,12 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
         if on_result is not None:
             on_result(result)
 
-    runner = Runner(target, on_result=collect)
+    extras = {"judge": judge, "judge_when": suite.judge.when} if judge is not None else {}
+    runner = Runner(target, on_result=collect, extras=extras)
     status, message = "complete", None
     stats = None
     try:
-        stats = _run_async(runner, items, target)
+        stats = _run_async(runner, items, target, judge, run)
     except KeyboardInterrupt:
         status, message = "incomplete", "stopped by a signal before every case ran"
     finally:
@@ -266,7 +278,7 @@ def _accept_if_green(store, run: RunInfo, counts: dict[str, int], warnings: list
     run.extra["baseline_accepted"] = True
 
 
-def _run_async(runner, items, target):
+def _run_async(runner, items, target, judge=None, run: RunInfo | None = None):
     async def main():
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
@@ -278,6 +290,9 @@ def _run_async(runner, items, target):
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         try:
+            if judge is not None:
+                # canaries first: they tell a changed judge from a changed agent
+                run.extra["judge"] = {"canaries": await judge.run_canaries()}
             return await runner.run(items)
         except asyncio.CancelledError:
             raise KeyboardInterrupt from None
@@ -285,6 +300,9 @@ def _run_async(runner, items, target):
             for sig in installed:
                 loop.remove_signal_handler(sig)
             await target.aclose()
+            if judge is not None:
+                await judge.aclose()
+                run.extra.setdefault("judge", {})["stats"] = judge.stats()
 
     return asyncio.run(main())
 

@@ -26,8 +26,9 @@ from .targets.base import CallContext, Target
 
 T = TypeVar("T")
 
-# Failures that mean "the target is not there"; a 429 means it is there but busy.
-BREAKER_KINDS = frozenset({"connection", "timeout", "server_error", "outage"})
+# Failures that mean "the target is not there". A 429 or a 5xx means it answered: those are
+# retried and, if they persist, end their case as an infra error without stopping the run.
+BREAKER_KINDS = frozenset({"connection", "timeout"})
 
 
 # --- plan -----------------------------------------------------------------------------

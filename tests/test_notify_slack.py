@@ -228,3 +228,19 @@ def test_a_case_failing_in_only_one_repeat_counts_as_failing(store, slack):
     run = stored_run(store, "run-1", results)
     deliver(run, results, webhook_spec(slack, when=["failed"]), store, backoff_s=0.01)
     assert "`A`" in all_text(slack.messages[0])
+
+
+def test_a_repeated_regression_is_not_reposted_when_history_has_no_stored_verdicts(store, slack):
+    """The analysis verdict lives in memory only; yesterday's class is derived from counts,
+    so today's is compared the same way instead of reading as a daily "change"."""
+    spec = webhook_spec(slack, when=["regression", "change"])
+    verdict = {"class": "regression", "headline": "rsv-1 broke"}
+    start = time.time() - 3 * DAY
+    sent = []
+    for day in (1, 2):
+        results = [result("rsv-1", "failed"), result("rsv-2", "passed")]
+        run = stored_run(store, f"day-{day}", results, started=start + day * DAY, verdict=verdict)
+        before = len(slack.messages)
+        deliver(run, results, spec, store, backoff_s=0.01)
+        sent.append(len(slack.messages) - before)
+    assert sent == [1, 0]

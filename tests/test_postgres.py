@@ -203,13 +203,13 @@ def test_connections_killed_during_writes_lose_nothing_finished(pg_url: str) -> 
     def killer() -> None:
         while not stop.is_set():
             killed.append(terminate_backends(pg_url))
-            time.sleep(0.03)
+            time.sleep(0.05)
 
     thread = threading.Thread(target=killer)
     thread.start()
     error: HarnessError | None = None
     try:
-        for i in range(1500):
+        for i in range(800):
             writer.add(result(i))
             if i % 50 == 0:
                 time.sleep(0.01)  # let batches and kills interleave
@@ -223,9 +223,8 @@ def test_connections_killed_during_writes_lose_nothing_finished(pg_url: str) -> 
     rows = store.results("run-1")  # the store reconnects for the read
     ids = [r.case_id for r in rows]
     assert len(ids) == len(set(ids))  # a retried batch never doubles a result
-    print(f"killed {sum(killed)} connections; writer error: {error}; rows {len(ids)}")
     if error is None:
-        assert len(ids) == 1500
+        assert len(ids) == 800
     else:  # it may give up, but says so in one line naming the store, and keeps what it wrote
         assert "\n" not in error.line() and "store postgresql+psycopg://" in error.line()
         assert len(ids) >= writer.written

@@ -20,9 +20,11 @@ morning until people mute the channel. The rules, in order:
 4. **Triggers** (`notify.slack.when`): `always` sends every run. Otherwise a run is sent
    when its class is listed (`regression`, `drift`, `infra`, `judge_drift`); when `failed`
    is listed and a check failed; when `change` is listed and the class differs from the
-   previous run's (with no previous run, any class but `ok` counts as a change). A run with
-   recoveries is sent when `failed` or `change` is listed or the previous run's class was
-   listed: what we alerted about, we also give the all-clear for.
+   previous run's (with no previous run, any class but `ok` counts as a change; when the
+   previous run has no stored verdict, this run's class is derived from counts the same way
+   before comparing). A run with recoveries is sent when `failed` or `change` is listed or
+   the previous run's class was listed: what we alerted about, we also give the all-clear
+   for.
 5. **Suppression.** Unless `always` is listed, a triggered run is *not* sent when its
    verdict class and its set of failing cases are both equal to the previous run's: nothing
    new happened since the last message.
@@ -62,6 +64,7 @@ class Streak:
 class History:
     previous: RunInfo | None = None
     previous_class: str | None = None
+    previous_class_derived: bool = False  # the previous run has no stored verdict: class from its counts
     previous_failing: set[str] = field(default_factory=set)
     streaks: dict[str, Streak] = field(default_factory=dict)
     recovered: list[str] = field(default_factory=list)
@@ -125,6 +128,8 @@ def load_history(store: Any, run: RunInfo, results: list[CaseResult], *, max_run
         if i == 0:
             history.previous = prev
             history.previous_class = verdict_of(prev)["class"]
+            stored = prev.extra.get("verdict") if isinstance(prev.extra, dict) else None
+            history.previous_class_derived = not (isinstance(stored, dict) and stored.get("class"))
             history.previous_failing = {c for c, s in statuses.items() if s == "failed"}
             history.recovered = sorted(history.previous_failing & clean)
         for case_id in list(open_streaks):
@@ -141,9 +146,17 @@ def load_history(store: Any, run: RunInfo, results: list[CaseResult], *, max_run
     return history
 
 
-def decide(when: list[str], verdict_class: str, failing: set[str], history: History) -> Decision:
-    """Apply the trigger and suppression rules of this module's docstring."""
+def decide(when: list[str], verdict_class: str, failing: set[str], history: History,
+           comparable_class: str | None = None) -> Decision:
+    """Apply the trigger and suppression rules of this module's docstring.
+
+    `comparable_class` is this run's class as it would read without the analysis stage;
+    when the previous run's class had to be derived from its counts, that is the one to
+    compare with (otherwise "regression" vs a derived "failed" would look like a change
+    every day).
+    """
     wanted = set(when)
+    same_kind = comparable_class if (history.previous_class_derived and comparable_class) else verdict_class
     if "always" in wanted:
         return Decision(True, "when: always")
     reasons = []
@@ -155,15 +168,15 @@ def decide(when: list[str], verdict_class: str, failing: set[str], history: Hist
         if history.previous is None:
             if verdict_class != "ok":
                 reasons.append(f"first run with verdict {verdict_class}")
-        elif history.previous_class != verdict_class:
-            reasons.append(f"verdict changed from {history.previous_class} to {verdict_class}")
+        elif history.previous_class != same_kind:
+            reasons.append(f"verdict changed from {history.previous_class} to {same_kind}")
     if history.recovered and (wanted & {"failed", "change"} or history.previous_class in wanted):
         reasons.append(f"{len(history.recovered)} recovered")
     if not reasons:
         return Decision(False, f"verdict {verdict_class} is not in notify.slack.when ({', '.join(when) or 'empty'})")
     if (
         history.previous is not None
-        and history.previous_class == verdict_class
+        and history.previous_class == same_kind
         and history.previous_failing == failing
         and not history.recovered
     ):

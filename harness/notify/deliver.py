@@ -27,7 +27,7 @@ from . import datadog, pending, slack
 from .dedup import History, decide, load_history
 from .errors import DeliveryError
 from .redact import Redactor
-from .summary import failing_ids, summarize
+from .summary import derive_verdict, failing_ids, summarize
 
 log = logging.getLogger("harness.notify")
 
@@ -95,7 +95,9 @@ async def deliver_async(run: RunInfo, results: list[CaseResult], spec: NotifySpe
         except HarnessError as exc:
             warnings.append(f"slack: could not read the suite's history, sending without it: {exc.line()}")
             history = None
-        decision = decide(spec.slack.when, summary.verdict_class, failing_ids(results), history or History())
+        comparable = derive_verdict(run, summary.counts)["class"]
+        decision = decide(spec.slack.when, summary.verdict_class, failing_ids(results), history or History(),
+                          comparable)
         if decision.send:
             payload = slack.build_payload(run, summary, history, spec.slack, spec.report_url, redactor)
             try:

@@ -177,11 +177,11 @@ _JSON_SQL = {
             "AND COALESCE(json_extract(j.value, '$.error'), 0) = 0 "
             "AND json_extract(j.value, '$.score') IS NOT NULL GROUP BY r.id"
         ),
+        # one json_extract per turn (each call parses the turn again); nulls dropped later
         "turns": (
-            "SELECT r.id AS id, CAST(json_extract(t.value, '$.reply.total_ms') AS REAL) AS v "
+            "SELECT r.id AS id, json_extract(t.value, '$.reply.total_ms') AS v "
             "FROM results r JOIN runs u ON u.run_id = r.run_id, json_each(r.transcript, '$.turns') t "
-            "WHERE {where} AND r.transcript IS NOT NULL "
-            "AND json_extract(t.value, '$.reply.total_ms') IS NOT NULL"
+            "WHERE {where} AND r.transcript IS NOT NULL"
         ),
     },
     "postgresql": {
@@ -213,7 +213,9 @@ def _json_numbers(store: Store, what: str, suite: str | None, since: float | Non
     with store.engine.connect() as conn:
         if sql is not None:
             rows = conn.execute(text(sql.format(where=where)), params).all()
-            return _frame(rows, ["id", "v"])
+            df = _frame(rows, ["id", "v"])
+            df["v"] = pd.to_numeric(df["v"], errors="coerce")
+            return df.dropna(subset=["v"])
         # Any other database: read the one JSON column needed and unpack it here.
         r, u = db.results, db.runs
         conds, _, _ = _window(suite, since)
@@ -236,6 +238,25 @@ def _unpack(what: str, rid: int, value: Any) -> list[tuple[int, float]]:
         if isinstance(ms, (int, float)):
             out.append((rid, float(ms)))
     return out
+
+
+def _read_history(store: Store, suite: str | None, since: float | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The result rows, judge scores and turn times of the window. The three reads are
+    independent and mostly spent inside the database, so they run side by side when the
+    store can hand out one connection per thread (not an in-memory SQLite store)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy.pool import StaticPool
+
+    jobs = [(_result_frame, (store, suite, since)), (_json_numbers, (store, "judge", suite, since)),
+            (_json_numbers, (store, "turns", suite, since))]
+    if isinstance(store.engine.pool, StaticPool):
+        frame, judge, turns = (fn(*args) for fn, args in jobs)
+        return frame, judge, turns
+    with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="trend-read") as pool:
+        futures = [pool.submit(fn, *args) for fn, args in jobs]
+        frame, judge, turns = (f.result() for f in futures)
+    return frame, judge, turns
 
 
 # ---------------------------------------------------------------- aggregation
@@ -306,7 +327,7 @@ def _series(agg: pd.DataFrame, key: str, periods: list[Any]) -> dict[str, Any]:
 def _build_trends(store: Store, runs: list[RunInfo], suite: str | None, since: float | None) -> tuple[Trends, dict[str, dict[str, Any]], pd.DataFrame]:
     import pandas as pd
 
-    df = _result_frame(store, suite, since)
+    df, judge, turns = _read_history(store, suite, since)
     known = {r.run_id for r in runs}
     df = df[df["run_id"].isin(known)]
     several = len({r.suite for r in runs}) > 1
@@ -329,9 +350,7 @@ def _build_trends(store: Store, runs: list[RunInfo], suite: str | None, since: f
     df["cost"] = df["cost"].astype("float64")
     df["overall"] = "all"
 
-    judge = _json_numbers(store, "judge", suite, since)
     df = df.merge(judge.rename(columns={"v": "judge"}), on="id", how="left") if len(judge) else df.assign(judge=float("nan"))
-    turns = _json_numbers(store, "turns", suite, since)
     base_cols = ["id", "run_id", "period", "overall", "topic", "model", "suite"]
     turns = turns.merge(df[base_cols], on="id", how="inner")
 
