@@ -55,6 +55,8 @@ class Outcome:
     transfer_reason: str | None = None
     ended_by: str | None = None  # caller, agent, max_turns, error
     side_effects: dict[str, Any] = field(default_factory=dict)
+    # the call's pace, filled by the call driver: caller turns, p50/p95/max turn ms, slowest turn
+    pace: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

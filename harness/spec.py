@@ -81,19 +81,117 @@ class TurnSpec(Strict):
         return self
 
 
+class TurnCount(Strict):
+    """Bounds on how many caller turns a call took: `{max: 8}`, `{min: 3, max: 8}`."""
+
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> "TurnCount":
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both, e.g. {max: 8}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+
+ENDED_BY = ("caller", "agent", "max_turns")
+
+
 class OutcomeSpec(Strict):
     """End-of-call state the call must reach."""
 
     intent: str | None = None
     slots: dict[str, Any] | None = None
     transferred: bool | None = None
+    transfer_reason: str | None = Field(default=None, description="why the agent handed over, e.g. emergency")
+    ended_by: Literal["caller", "agent", "max_turns"] | None = Field(
+        default=None, description="who ended the call: caller, agent (hung up or transferred), max_turns")
+    turns: int | TurnCount | None = Field(default=None, description="caller turns: exactly n, or {min:, max:}")
+    booking_exists: bool | None = Field(
+        default=None, description="the agent's backend holds (or, with false, holds no) new booking for this call")
+    cancelled: bool | str | None = Field(
+        default=None, description="a booking was really cancelled (true, or the booking number); false: none was")
+    side_effects: dict[str, Any] | None = Field(
+        default=None, description="the target's reported side effects include these values")
+
+    @field_validator("turns")
+    @classmethod
+    def _turns_positive(cls, v: Any) -> Any:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("a call has at least 1 caller turn")
+        return v
 
 
 class Budgets(Strict):
-    """Latency budgets, in milliseconds, applied to every turn of the case."""
+    """Latency budgets, in milliseconds: every turn (`turn_ms`) and the call's pace (p50/p95)."""
 
     first_token_ms: float | None = Field(default=None, gt=0)
     turn_ms: float | None = Field(default=None, gt=0)
+    p50_turn_ms: float | None = Field(default=None, gt=0, description="median turn time of the call")
+    p95_turn_ms: float | None = Field(default=None, gt=0, description="95th percentile turn time of the call")
+
+
+CALLER_GOALS = ("reservation", "cancellation", "question", "transfer")
+# Slot names every built-in part knows (goal-driven facts, outcome slots, the slots check).
+# A golden file names any other slots its agent uses in `slots:`.
+SLOT_NAMES = ("date", "time", "party_size", "name", "phone", "booking_id")
+
+
+class CallerModelSpec(Strict):
+    """The LLM that plays goal-driven callers (`brain: llm`): any OpenAI-compatible endpoint.
+
+    Set in a suite (`caller:`); `brain` there is the default for cases that do not choose.
+    """
+
+    brain: Literal["rules", "llm"] = "rules"
+    base_url: str | None = None
+    model: str | None = None
+    api_key: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    seed: int | None = Field(default=None, description="sent to the model; with the case id, fixes its draws")
+    timeout_s: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+
+
+class CallerSpec(Strict):
+    """A goal-driven caller: facts and a goal instead of a script; it answers what the agent asks.
+
+    ```yaml
+    caller: {goal: reservation, facts: {date: 明日, time: "19:00", party_size: 4, name: 山田}, max_turns: 10}
+    ```
+    """
+
+    goal: Literal["reservation", "cancellation", "question", "transfer"]
+    facts: dict[str, Any] = Field(default_factory=dict, description="what the caller knows, by slot name")
+    question: str | None = Field(default=None, description="what a caller with goal: question asks")
+    corrections: dict[str, Any] = Field(
+        default_factory=dict, description="facts the caller changes when the agent first reads the booking back")
+    flexible: bool = Field(default=True, description="accept another time when the agent offers one")
+    brain: Literal["rules", "llm"] | None = Field(default=None, description="default: the suite's caller.brain")
+    max_turns: int = Field(default=12, ge=1, le=200, description="caller turns before the call is stopped")
+    persona: str | None = Field(default=None, description="for the llm brain: who the caller is, how they speak")
+    language: str | None = Field(default=None, description="default: the case's language")
+    pos: Position | None = Field(default=None, exclude=True)
+
+    # filled in by the loader from the suite's `caller:` block
+    _model: CallerModelSpec | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _goal_needs(self) -> "CallerSpec":
+        if self.goal == "question" and not self.question:
+            raise ValueError("a caller with goal: question needs `question:` (what to ask)")
+        return self
+
+    @property
+    def model(self) -> CallerModelSpec | None:
+        return self._model
+
+    @property
+    def resolved_brain(self) -> str:
+        return self.brain or (self._model.brain if self._model is not None else "rules")
 
 
 REDUCERS = ("all", "majority", "at_least_k", "pass@k", "mean_score")
@@ -156,6 +254,8 @@ class CaseSpec(Strict):
     language: str | None = None
     turns: list[TurnSpec] | None = Field(default=None, min_length=1)
     prompt: str | None = None
+    caller: CallerSpec | None = Field(default=None, description="a goal-driven caller instead of scripted turns")
+    faults: list[str] = Field(default_factory=list, description="sim faults active during this call (chaos cases)")
     expect: list[CheckSpec] = Field(default_factory=list)
     outcome: OutcomeSpec | None = None
     budgets: Budgets | None = None
@@ -173,9 +273,13 @@ class CaseSpec(Strict):
 
     @model_validator(mode="after")
     def _turns_or_prompt(self) -> "CaseSpec":
-        if (self.turns is None) == (self.prompt is None):
+        given = [k for k in ("turns", "prompt", "caller") if getattr(self, k) is not None]
+        if len(given) == 1:
+            return self
+        if self.caller is None:
             raise ValueError("a case needs exactly one of: turns (a whole call) or prompt (one question)")
-        return self
+        raise ValueError("a goal-driven caller plays the whole call: give caller or turns or prompt, not "
+                         + " and ".join(given))
 
     # resolved view ---------------------------------------------------------------
     @property
@@ -196,15 +300,20 @@ class CaseSpec(Strict):
 
     @property
     def call_turns(self) -> list[TurnSpec]:
-        """The caller turns to play; the prompt shorthand becomes one turn carrying `expect`."""
+        """The scripted caller turns; the prompt shorthand becomes one turn carrying `expect`.
+
+        A goal-driven call (`caller:`) has no scripted turns: its caller decides each line.
+        """
         if self.turns is not None:
             return self.turns
+        if self.caller is not None:
+            return []
         return [TurnSpec(caller=self.prompt, expect=self.expect)]
 
     @property
     def call_expect(self) -> list[CheckSpec]:
         """Checks on the whole call (empty for the prompt shorthand, whose expect is per turn)."""
-        return self.expect if self.turns is not None else []
+        return self.expect if self.prompt is None else []
 
 
 class GoldenFile(Strict):
@@ -214,6 +323,7 @@ class GoldenFile(Strict):
     tags: list[str] = Field(default_factory=list)
     language: str | None = None
     description: str | None = None
+    slots: list[str] = Field(default_factory=list, description="slot names this file uses beyond the built-in ones")
     cases: list[CaseSpec] = Field(min_length=1)
 
 
@@ -340,6 +450,8 @@ class Suite(Strict):
     judge: JudgeSpec | None = None
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     notify: NotifySpec = Field(default_factory=NotifySpec)
+    budgets: Budgets | None = Field(default=None, description="latency budgets for every case (a case's own win)")
+    caller: CallerModelSpec | None = Field(default=None, description="the model that plays goal-driven callers")
 
     _file: str = PrivateAttr(default="")
     _root: str = PrivateAttr(default=".")

@@ -23,9 +23,9 @@ from harness.loading import (
     validation_error_to_config_error,
 )
 from harness.schema import json_schema
-from harness.spec import Limits
+from harness.spec import CaseSpec, Limits
 
-CASE_KEYS = "id, title, topic, tags, language, turns, prompt, expect, outcome, budgets, repeat, timeout_s"
+CASE_KEYS = ", ".join(CaseSpec.model_fields)  # the message lists the model's fields in order
 TARGETS_READY = (Path(__file__).resolve().parents[1] / "harness" / "targets" / "_builtin.py").exists()
 
 

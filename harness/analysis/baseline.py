@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,19 +82,18 @@ class Baseline:
     cases: dict[str, CaseObs] = field(default_factory=dict)
 
 
-_ready: set[int] = set()
+_ready: "weakref.WeakSet[Any]" = weakref.WeakSet()  # engines whose tables are known to exist
 
 
 def ensure_tables(store: Store) -> None:
     """Create the baseline tables if this store lacks them (once per engine)."""
-    key = id(store.engine)
-    if key in _ready:
+    if store.engine in _ready:
         return
     try:
         metadata.create_all(store.engine, checkfirst=True)
     except SQLAlchemyError as exc:
         raise StoreError(f"store {store.display_url}: could not create the baseline tables: {exc.__class__.__name__}") from None
-    _ready.add(key)
+    _ready.add(store.engine)
 
 
 def serving_of(cases: dict[str, CaseObs]) -> list[list[Any]]:

@@ -196,6 +196,12 @@ def _diff(before: str, after: str) -> dict[str, Any]:
     return {"mode": "inline", "segments": segs}
 
 
+def _status_word(status: str | None) -> str:
+    if status is None:
+        return "—"
+    return {"mixed": "repeats split", "not_run": "not run"}.get(status, status)
+
+
 def _turn_texts(r: CaseResult | None) -> dict[int, tuple[str | None, str]]:
     if r is None or r.transcript is None:
         return {}
@@ -217,7 +223,8 @@ def _change_view(c: CaseChange, idx: int) -> dict[str, Any]:
     return {
         "idx": idx, "id": c.case_id, "topic": c.topic, "tags": c.tags, "change": c.change,
         "label": CHANGE_LABEL.get(c.change, c.change), "tone": CHANGE_TONE.get(c.change, "other"),
-        "before": c.before, "after": c.after, "status": status if status in STATUS_LABEL else "error",
+        "before": c.before, "after": c.after, "before_label": _status_word(c.before), "after_label": _status_word(c.after),
+        "status": status if status in STATUS_LABEL else "error",
         "turns": turns, "changed_turns": sum(1 for t in turns if not t["same"]),
         "reasons_now": c.current.failing_reasons if c.current else [],
         "reasons_before": c.previous.failing_reasons if c.previous else [],

@@ -1,0 +1,60 @@
+"""`harness report`: the HTML trend report, built from the history store alone.
+
+    harness report                                  # every suite, last 30 days, into reports/
+    harness report --suite daily-drift --since 90d -o public/
+    harness report --store postgresql://…/harness --run 20240501T060000-1a2b3c4d
+
+Imports of pandas, jinja2 and SQLAlchemy stay inside the command so `harness --help`
+starts fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
+
+
+def report(
+    suite: Optional[str] = typer.Option(None, "--suite", "-s", help="Only this suite (by name). Default: every suite."),
+    since: str = typer.Option("30d", "--since", help="How far back: 30d, 12h, 2w, 90m; 'all' for the whole history."),
+    store: Optional[str] = typer.Option(
+        None, "--store", help="SQLAlchemy URL of the history store. Default: .harness/history.db in the project root."
+    ),
+    out_dir: str = typer.Option("reports", "--output", "-o", help="Folder to write the report into."),
+    run: Optional[str] = typer.Option(
+        None, "--run", help="Run to show at the top (id, unique id prefix, or latest). Default: the latest finished run."
+    ),
+) -> None:
+    """Write the HTML trend report (verdict, trends per topic/model/suite/tag, changed and
+    flaky cases, transcripts) from the history store, without running anything."""
+    from rich.console import Console
+
+    from ..errors import HarnessError
+    from ..loading import find_root
+    from ..report.trend import parse_since
+    from ..report.trend_html import write_trend_report
+    from ..store import Store
+
+    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    try:
+        since_s = None if since.strip().lower() == "all" else parse_since(since)
+        root = find_root(Path.cwd() / "harness-report")  # the folder holding golden/ or pyproject.toml
+        with Store.open(store, root=root) as history:
+            if not history.list_runs(suite=suite, limit=1):
+                where = f" for suite {suite!r}" if suite else ""
+                err.print(f"warning: the store {history.display_url} holds no runs{where}; the report is empty",
+                          markup=False, soft_wrap=True)
+            path = write_trend_report(history, suite=suite, since_s=since_s, out_dir=out_dir, focus_run=run)
+    except HarnessError as e:
+        err.print(f"error: {e.line()}", markup=False, soft_wrap=True)
+        raise typer.Exit(int(e.exit_code))
+    except OSError as e:
+        err.print(f"error: cannot write the report into {out_dir}: {e.strerror or e}", markup=False, soft_wrap=True)
+        raise typer.Exit(2)
+    out.print(f"html: {path}", markup=False, soft_wrap=True)
