@@ -57,6 +57,7 @@ def run(
     html_path: Optional[str] = typer.Option(None, "--html", help="Also write the HTML report here."),
     no_reports: bool = typer.Option(False, "--no-reports", help="Write no report files (the store still has all)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No live progress bar."),
+    no_notify: bool = typer.Option(False, "--no-notify", help="Send no Slack or Datadog notification."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final status line."),
     shard: Optional[str] = typer.Option(
         None, "--shard", help="Run only shard K of N, e.g. 2/4 (cases split by a hash of their id)."
@@ -78,7 +79,7 @@ def run(
         topics=tuple(topic), tags=tuple(tag), exclude_tags=tuple(exclude_tag), ids=tuple(case_id),
         repeat=repeat, concurrency=concurrency, sim_faults=tuple(sim_fault), store_url=store,
         report_dir=report_dir, json_path=json_path, junit_path=junit_path, html_path=html_path,
-        write_reports=not no_reports, progress=not (no_progress or quiet), shard=shard, group=group,
+        write_reports=not no_reports, progress=not (no_progress or quiet), notify=not no_notify, shard=shard, group=group,
         accept_baseline=accept_baseline,
     )
     try:
@@ -92,8 +93,10 @@ def run(
                 console.print(f"{name}: {path}", markup=False)
     else:
         c = outcome.run.counts
+        verdict = (outcome.run.extra.get("verdict") or {}).get("class")
         console.print(f"{outcome.run.status}: {c.get('passed', 0)} passed, {c.get('failed', 0)} failed, "
-                      f"{c.get('error', 0)} error, {c.get('not_run', 0)} not run", markup=False)
+                      f"{c.get('error', 0)} error, {c.get('not_run', 0)} not run"
+                      + (f"; verdict: {verdict}" if verdict else ""), markup=False)
     if outcome.run.message:
         _console(stderr=True).print(f"error: {outcome.run.message}", markup=False, soft_wrap=True)
     for w in outcome.warnings:

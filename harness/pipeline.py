@@ -38,6 +38,7 @@ class RunOptions:
     junit_path: str | None = None
     html_path: str | None = None
     write_reports: bool = True
+    notify: bool = True  # send the suite's Slack / Datadog notifications
     progress: bool = True
     env: dict[str, str] | None = None
     run_id: str | None = None
@@ -244,7 +245,22 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
     outcome = RunOutcome(run=run, results=results, exit_code=code, warnings=warnings)
     if options.write_reports:
         outcome.reports = write_reports(suite, run, results, options)
+        if "html" in outcome.reports:
+            run.extra["report_file"] = outcome.reports["html"].name
+    if options.notify and (suite.notify.slack or suite.notify.datadog):
+        _notify(suite, run, results, store, outcome)
     return outcome
+
+
+def _notify(suite, run: RunInfo, results: list[CaseResult], store, outcome: RunOutcome) -> None:
+    """Slack and Datadog, after the results are stored. A failed delivery is kept as pending
+    in the store and becomes a warning; it fails the run only when the suite asks for that."""
+    from .notify import deliver
+
+    problems = deliver(run, results, suite.notify, store)
+    outcome.warnings.extend(problems)
+    if problems and suite.notify.fail_on_error and outcome.exit_code == ExitCode.OK:
+        outcome.exit_code = ExitCode.UNREACHABLE
 
 
 def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code: ExitCode,

@@ -46,10 +46,16 @@ cases:
 """
 
 
+# Other installed plugins are not under test and some take seconds to load (deepeval ~5 s).
+QUIET_PLUGINS = [f"-p no:{name}" for name in ("cacheprovider", "deepeval", "hypothesispytest", "benchmark", "xdist",
+                                               "anyio", "rerunfailures", "repeat")]
+QUIET_PLUGINS = [part for option in QUIET_PLUGINS for part in option.split(" ")]
+
+
 def pytest_run(project: Project, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     env.pop("PYTEST_ADDOPTS", None)
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=project.root,
+    return subprocess.run([sys.executable, "-m", "pytest", *QUIET_PLUGINS, *args], cwd=project.root,
                           env=env, capture_output=True, text=True, timeout=180)
 
 
@@ -92,13 +98,13 @@ def test_a_failure_prints_the_failing_checks_and_quotes_the_case(project: Projec
 
 def test_markers_and_keywords_select_cases(project: Project) -> None:
     write_cases(project)
+    out = pytest_run(project, "golden/", "-m", "faq", "--collect-only", "-q")
+    assert "golden/question/faq.yaml::faq-hours" in out.stdout and "rsv-en-001" not in out.stdout
+    assert not (project.root / ".harness").exists()  # collecting runs nothing
     out = pytest_run(project, "golden/", "-m", "reservation", "--strict-markers", "-q")
     assert out.returncode == 0 and "1 passed, 3 deselected" in out.stdout, out.stdout
     out = pytest_run(project, "golden/", "-k", "faq- and not wrong", "-q")
     assert out.returncode == 0 and "2 passed, 2 deselected" in out.stdout, out.stdout
-    out = pytest_run(project, "golden/", "-m", "faq", "--collect-only", "-q")
-    assert "golden/question/faq.yaml::faq-hours" in out.stdout and "rsv-en-001" not in out.stdout
-    assert not (project.root / ".harness").exists()  # collecting runs nothing
 
 
 def test_a_suite_brings_its_target_selection_and_store(project: Project) -> None:

@@ -124,15 +124,25 @@ def print_summary(console: Console, run: RunInfo, results: Sequence[CaseResult])
 def _print_verdict(console: Console, verdict: object) -> None:
     if isinstance(verdict, dict):
         cls = verdict.get("class") or verdict.get("kind") or "unknown"
+        headline = verdict.get("headline") or ""
         evidence = verdict.get("evidence") or []
     else:
-        cls, evidence = verdict, []
-    console.print(Text.assemble(("Verdict: ", "bold"), (one_line(cls, 60), "bold magenta")))
+        cls, headline, evidence = verdict, "", []
+    style = VERDICT_STYLES.get(str(cls), "bold magenta")
+    console.print(Text.assemble(("Verdict: ", "bold"), (one_line(cls, 60), style),
+                                ("  " + one_line(headline, 200)) if headline else ""))
     if isinstance(evidence, (list, tuple)):
         for item in evidence[:5]:
-            console.print(Text("  • " + one_line(item, 200)))
+            text = item.get("detail") or item.get("kind") if isinstance(item, dict) else item
+            console.print(Text("  • " + one_line(text, 200)))
         if len(evidence) > 5:
             console.print(Text(f"  … {len(evidence) - 5} more", style="dim"))
+
+
+VERDICT_STYLES = {
+    "ok": "bold green", "noise": "bold green", "drift": "bold yellow", "regression": "bold red",
+    "infra": "bold yellow", "judge_drift": "bold magenta",
+}
 
 
 class ProgressReporter:

@@ -310,13 +310,14 @@ def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = Tru
     classes = sorted({row["cls"] for row in _history_view(data) if row["cls"]})
     level = focus["level"] if focus else "empty"
     badge = (verdict["cls"].upper() if verdict else LEVEL_BADGE.get(level, "NO RUNS"))
+    flaky = [_flaky_view(f) for f in data.flaky]
     css, js, script_hash = _assets()
     return _env().get_template("trend.html.j2").render(
         title=_title(data), suite=data.suite, span=span, run_count=len(runs), since=_fmt_time(data.since) if data.since else None,
         badge=badge, badge_slug=verdict["slug"] if verdict else "", level=level, focus=focus, verdict=verdict,
         changes=[_change_view(c, i) for i, c in enumerate(data.changes, 1)], changes_total=data.changes_total,
         changes_source=data.changes_source, baseline=data.baseline.run_id if data.baseline else None,
-        flaky=[_flaky_view(f) for f in data.flaky], history=_history_view(data), verdict_classes=classes,
+        flaky=flaky, flaky_agreement=any(f["agreement"] for f in flaky), history=_history_view(data), verdict_classes=classes,
         cases=cases, status_counts=status_counts, status_label=STATUS_LABEL, topics=data.topics, tags=data.tags,
         chart=_chart_data(data), dims=[d for d in DIMENSIONS if d in data.trends.dims], dim_label=DIM_LABEL,
         period=data.trends.period, generated=_fmt_time(data.generated), one_line=one_line,

@@ -39,7 +39,8 @@ DEAD_PROCESS_MESSAGE = "the process running it stopped before the run finished"
 # key). "token" but not "tokens", so max_tokens and tokens_in stay readable.
 _SECRET_KEY = re.compile(r"api[_-]?key|token(?!s)|secret|authori[sz]ation|password|passwd|webhook|credential", re.I)
 # user:password@ inside any URL-looking string value.
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)(?P<pw>[^@\s/]+)@", re.I)
+# bounded scheme length and a word boundary keep this linear on long texts without URLs
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]{0,30}://[^/:@\s]{0,256}:)(?P<pw>[^@\s/]{1,512})@", re.I)
 REDACTED = "***"
 
 
@@ -63,6 +64,8 @@ def scrub_secrets(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [scrub_secrets(v) for v in value]
     if isinstance(value, str):
+        if "://" not in value or "@" not in value:
+            return value
         return _URL_PASSWORD.sub(lambda m: f"{m['head']}{REDACTED}@", value)
     return value
 
