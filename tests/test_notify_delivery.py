@@ -135,9 +135,15 @@ def test_a_failed_thread_reply_is_resent_alone(store, slack):
     assert reply["thread_ts"] == summary["ts"]
 
 
-def test_an_invalid_redact_pattern_sends_nothing(store, slack):
-    spec = NotifySpec.model_validate({"slack": {"webhook_url": slack.webhook_url, "when": ["always"]},
-                                      "redact": ["(unclosed"]})
+def test_an_invalid_redact_pattern_is_rejected_when_the_suite_loads(store, slack):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not a valid regular expression"):
+        NotifySpec.model_validate({"slack": {"webhook_url": slack.webhook_url, "when": ["always"]},
+                                   "redact": ["(unclosed"]})
+    # a spec built without validation still sends nothing unredacted
+    spec = NotifySpec.model_construct(**{**NotifySpec.model_validate(
+        {"slack": {"webhook_url": slack.webhook_url, "when": ["always"]}}).__dict__, "redact": ["(unclosed"]})
     results = [result("rsv-1", "failed")]
     run = stored_run(store, "run-1", results)
     [warning] = deliver(run, results, spec, store, backoff_s=0.01)

@@ -22,6 +22,8 @@ from harness.report.trend import load_trend, parse_since
 from harness.report.trend_html import render_trend_html, report_filename, write_trend_report
 from harness.store import Store
 
+from pg_fixtures import pg_server, pg_url  # noqa: F401  (fixtures)
+
 DAY = 86400.0
 NOW = time.time()
 EVIL = [
@@ -167,6 +169,18 @@ def test_parse_since(text, seconds):
 def test_parse_since_rejects_nonsense(bad):
     with pytest.raises(ConfigError, match="--since"):
         parse_since(bad)
+
+
+def test_postgres_store_gives_the_same_trends(pg_url, data):
+    """The JSON reads have a PostgreSQL spelling; it must agree with SQLite's."""
+    with Store.open(pg_url) as s:
+        _history(s)
+        pg = load_trend(s, suite="daily", since_s=None)
+    assert pg.trends.points == data.trends.points
+    assert pg.trends.dims == data.trends.dims
+    assert pg.run_stats == data.run_stats
+    assert [(c.case_id, c.change) for c in pg.changes] == [(c.case_id, c.change) for c in data.changes]
+    assert [(f.case_id, f.flips, f.mixed_runs) for f in pg.flaky] == [(f.case_id, f.flips, f.mixed_runs) for f in data.flaky]
 
 
 # ---------------------------------------------------------------- changes and flaky cases

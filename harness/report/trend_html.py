@@ -47,6 +47,8 @@ CHANGE_LABEL = {"regressed": "regressed", "fixed": "fixed", "error": "infra erro
 CHANGE_TONE = {"regressed": "failed", "error": "error", "new": "error", "fixed": "passed", "status": "error",
                "answer": "drift"}
 LEVEL_BADGE = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR", "incomplete": "INCOMPLETE"}
+SIZE_BUDGET_BYTES = 3 * 1024 * 1024  # a report over this drops passed calls' transcripts
+FULL_TRANSCRIPTS_MAX = 2000  # results in the focus run above which passed transcripts are left out
 DIFF_TEXT_LIMIT = 4000  # characters diffed per answer; the rest is shown, not diffed
 _TOKEN = re.compile(r"[A-Za-z0-9_'’.,-]+|\s+|.", re.S)  # words for Latin text, single characters for CJK
 
@@ -342,9 +344,14 @@ def write_trend_report(store: Store, *, suite: str | None, since_s: float | None
 
     `focus_run` is the run shown at the top (verdict, changes, transcripts); by default the
     latest finished run in the window. `since_s` limits history to the last so many seconds.
+    Passed calls' transcripts are left out when the page would pass 3 MB (failing ones stay).
     """
     data = load_trend(store, suite=suite, since_s=since_s, focus_run=focus_run)
-    html = render_trend_html(data)
+    full = len(data.focus_results) <= FULL_TRANSCRIPTS_MAX
+    html = render_trend_html(data, include_passed_transcripts=full)
+    if full and len(html.encode("utf-8")) > SIZE_BUDGET_BYTES:
+        # long answers: keep every failing call's transcript, drop the passed ones' to stay light
+        html = render_trend_html(data, include_passed_transcripts=False)
     name = report_filename(suite, data.focus.run_id if focus_run and data.focus else None)
     return write_text_atomic(Path(out_dir) / name, html)
 
