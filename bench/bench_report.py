@@ -96,36 +96,64 @@ def _result(rng: random.Random, day: int, days: int, case: tuple[str, str, list[
                       started=started, duration_ms=sum(t.reply.total_ms or 0 for t in turns), source=f"golden/{topic}/cases.yaml:{idx + 3}")
 
 
+def _topic_rates(results: list[CaseResult]) -> dict[str, tuple[int, int]]:
+    """(passed, judged) per topic."""
+    out: dict[str, tuple[int, int]] = {}
+    for r in results:
+        if r.status in ("passed", "failed"):
+            p, n = out.get(r.topic, (0, 0))
+            out[r.topic] = (p + (r.status == "passed"), n + 1)
+    return out
+
+
+def _verdict(cls: str, headline: str, evidence: list[dict], now: dict, before: dict, baseline: str) -> dict:
+    """A verdict shaped like the analysis stage's, with per-topic pass rates and p-values."""
+    from scipy.stats import fisher_exact
+
+    topics = {}
+    for topic, (p, n) in sorted(now.items()):
+        bp, bn = before.get(topic, (0, 0))
+        rate, base = p / n, (bp / bn if bn else None)
+        pv = float(fisher_exact([[p, n - p], [bp, bn - bp]])[1]) if bn else None
+        topics[topic] = {"pass_rate": rate, "baseline_pass_rate": base, "delta": rate - base if base is not None else None,
+                         "p_value": pv, "judge_score": None, "p95_turn_ms": None}
+    return {"class": cls, "headline": headline, "evidence": evidence, "topics": topics, "baseline_run": baseline}
+
+
 def fill(store: Store, runs: int, cases: int, seed: int = 11) -> str:
     """Write `runs` daily runs ending now; return the last run's id."""
     rng = random.Random(seed)
     plan = _case_list(cases)
     start = time.time() - runs * DAY
-    last = ""
+    last, before = "", {}
     for day in range(runs):
         t0 = start + day * DAY
         run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime(t0)) + f"-{day:04d}"
+        results = []
+        for case in plan:
+            for rep in range(case[3]):
+                results.append(_result(rng, day, runs, case, rep, t0 + len(results) * 0.5))
+        now = _topic_rates(results)
         verdict = None
         if day == runs - 1:
-            verdict = {"class": "regression", "headline": "reservation pass rate fell 24 points since the baseline",
-                       "evidence": [{"kind": "pass_rate", "detail": "reservation 95% → 71% (p < 0.001)"}],
-                       "baseline_run": last}
+            (p, n), (bp, bn) = now["reservation"], before["reservation"]
+            verdict = _verdict("regression", f"reservation pass rate fell {round((bp / bn - p / n) * 100)} points since the baseline",
+                               [{"kind": "pass_rate", "detail": f"reservation {bp / bn:.0%} → {p / n:.0%} ({n - p} of {n} failed)"},
+                                {"kind": "git", "detail": "first run after merge of the booking-prompt change"}],
+                               now, before, last)
         elif day == runs * 2 // 3:
-            verdict = {"class": "drift", "headline": "model fingerprint changed; FAQ wording changed",
-                       "evidence": [{"kind": "fingerprint", "detail": "fp_a1b2 → fp_c3d4"}]}
+            verdict = _verdict("drift", "model fingerprint changed; FAQ answers reworded and judged lower",
+                               [{"kind": "fingerprint", "detail": "fp_a1b2 → fp_c3d4"},
+                                {"kind": "judge_score", "detail": "question 0.86 → 0.74"}], now, before, last)
         info = RunInfo(run_id=run_id, suite="daily-drift", suite_file="suites/daily-drift.yaml",
                        target={"kind": "openai", "model": "primary", "base_url": "https://gateway.example/v1"},
                        model="primary", git_sha=f"{rng.getrandbits(64):016x}", host="ci-runner", started=t0,
                        planned=cases, extra={"verdict": verdict} if verdict else {})
         store.start_run(info)
-        results = []
-        for case in plan:
-            for rep in range(case[3]):
-                results.append(_result(rng, day, runs, case, rep, t0 + len(results) * 0.5))
         store.add_results(run_id, results)
         counts = {s: sum(1 for r in results if r.status == s) for s in ("passed", "failed", "error", "not_run")}
         store.finish_run(run_id, status="complete", ended=t0 + 600, exit_code=1 if counts["failed"] else 0, counts=counts)
-        last = run_id
+        last, before = run_id, now
     return last
 
 
