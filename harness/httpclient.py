@@ -1,10 +1,13 @@
-"""The one HTTP client every target uses, and the one place HTTP failures become `InfraError`s.
+"""The HTTP clients targets use, and the one place HTTP failures become `InfraError`s.
 
-Targets talk to model gateways and webhooks at high concurrency. httpx's own connection
-pool costs several milliseconds of CPU per request at 50 concurrent calls, which the
-harness would then report as the agent's latency; the aiohttp transport (httpx-aiohttp)
-keeps httpx's API at a fraction of that cost. Each target makes one client and reuses it
-for all its calls.
+Targets talk to model gateways and webhooks at high concurrency, and whatever CPU a request
+costs the harness shows up as the agent's latency. httpx's own connection pool costs
+several milliseconds of CPU per request at 50 concurrent calls; on aiohttp's transport
+(httpx-aiohttp) still about half a millisecond, plus a fifth of a second of imports. So the
+targets' hot path goes through `Session`, which sends a request on the small HTTP/1.1
+client in `harness.http11` (tens of microseconds per request), and through httpx only when
+the environment names a proxy for the host or the URL carries credentials. `make_client`
+still gives the httpx client (on the aiohttp transport) for everything else (the judge).
 
 All mapping from transport exceptions and HTTP statuses to error kinds lives here, so the
 openai and http targets classify a 429, a 503 or a dropped connection the same way, and
@@ -17,23 +20,22 @@ import asyncio
 import email.utils
 import errno
 import json
+import os
 import time
-from typing import Any, Iterable, Mapping
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
-import httpx
-from httpx_aiohttp import HttpxAiohttpClient
-
+from . import http11
 from .errors import InfraError
+
+if TYPE_CHECKING:  # imported lazily: httpx and aiohttp cost ~0.2 s to import
+    import httpx
 
 # Statuses that mean "the server is there but could not serve this now": worth a retry.
 SERVER_ERROR_STATUSES = frozenset({500, 502, 503, 504, 520, 521, 522, 524, 529})
 EXCERPT_CHARS = 200
-# aiohttp >= 3.10 tells a connect timeout apart from a read timeout.
-_CONNECT_TIMEOUTS: tuple[type[BaseException], ...] = tuple(
-    t for t in (getattr(aiohttp, "ConnectionTimeoutError", None),) if t is not None
-)
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
 
 
 def make_client(
@@ -49,6 +51,9 @@ def make_client(
     so the client can be built before a loop exists; close it with `await client.aclose()`.
     Connecting gets its own, shorter budget so a dead host fails fast.
     """
+    import httpx
+    from httpx_aiohttp import HttpxAiohttpClient
+
     return HttpxAiohttpClient(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
@@ -56,6 +61,118 @@ def make_client(
         base_url=base_url or "",
         follow_redirects=False,
     )
+
+
+class Reply:
+    """A response whose status and headers have arrived; the body is read on demand.
+
+    `headers.get` takes lower-case names. Failures while reading are `InfraError`s (a body
+    that breaks off is a retryable protocol error). Always `await reply.aclose()`.
+    """
+
+    __slots__ = ("status", "headers", "_raw", "_endpoint")
+
+    def __init__(self, status: int, headers: Mapping[str, str], raw: Any, endpoint: str):
+        self.status = status
+        self.headers = headers
+        self._raw = raw
+        self._endpoint = endpoint
+
+    async def read(self) -> bytes:
+        try:
+            if isinstance(self._raw, http11.Http11Response):
+                return await self._raw.read()
+            return await self._raw.aread()
+        except Exception as e:
+            raise _body_error(e, self._endpoint) from None
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        chunks = self._raw if isinstance(self._raw, http11.Http11Response) else self._raw.aiter_bytes()
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except Exception as e:
+            raise _body_error(e, self._endpoint) from None
+
+    async def aclose(self) -> None:
+        raw, self._raw = self._raw, None
+        if isinstance(raw, http11.Http11Response):
+            raw.release()
+        elif raw is not None:
+            await raw.aclose()
+
+
+def _body_error(e: Exception, endpoint: str) -> Exception:
+    if isinstance(e, InfraError):
+        return e
+    return transport_error(e, endpoint, during_body=True)
+
+
+class Session:
+    """Sends a target's requests: on `http11`, or on httpx when a proxy applies to the URL.
+
+    Made before the event loop runs; the connections are opened inside it on first use.
+    Close it with `await session.aclose()`.
+    """
+
+    def __init__(self, *, timeout: float, max_connections: int, headers: Mapping[str, str] | None = None):
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.headers = dict(headers or {})
+        self._pool: http11.Http11Pool | None = None
+        self._httpx: httpx.AsyncClient | None = None
+        self._direct: dict[str, bool] = {}
+
+    async def send(self, method: str, url: str, body: bytes, *, endpoint: str,
+                   headers: Mapping[str, str] | None = None) -> Reply:
+        """Send one request and wait for the response head; failures are `InfraError`s."""
+        direct = self._direct.get(url)
+        if direct is None:
+            direct = self._direct[url] = _can_go_direct(url)
+        try:
+            if direct:
+                if self._pool is None:
+                    self._pool = http11.Http11Pool(timeout=self.timeout, max_connections=self.max_connections,
+                                                   headers=self.headers)
+                raw = await self._pool.request(method, url, body, headers)
+                return Reply(raw.status, raw.headers, raw, endpoint)
+            client = self._httpx_client()
+            request = client.build_request(method, url, content=body, headers=headers)
+            resp = await client.send(request, stream=True)
+            return Reply(resp.status_code, resp.headers, resp, endpoint)
+        except (InfraError, asyncio.CancelledError):
+            raise
+        except Exception as e:
+            raise transport_error(e, endpoint) from None
+
+    def _httpx_client(self) -> httpx.AsyncClient:
+        if self._httpx is None:
+            self._httpx = make_client(timeout=self.timeout, max_connections=self.max_connections,
+                                      headers=self.headers)
+        return self._httpx
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        client, self._httpx = self._httpx, None
+        if pool is not None:
+            await pool.aclose()
+        if client is not None:
+            await client.aclose()
+
+
+def _can_go_direct(url: str) -> bool:
+    """True unless the environment names a proxy for this URL's host or the URL has user info."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        return False  # httpx turns user info into Basic auth
+    if not any(os.environ.get(v) or os.environ.get(v.upper()) for v in _PROXY_VARS):
+        return True
+    import urllib.request
+
+    proxies = urllib.request.getproxies_environment()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return True
+    return bool(urllib.request.proxy_bypass_environment(parts.hostname or "", proxies))
 
 
 def safe_endpoint(url: str | httpx.URL) -> str:
@@ -147,17 +264,46 @@ def status_error(
 def transport_error(exc: BaseException, endpoint: str, *, during_body: bool = False) -> InfraError:
     """The error a transport exception stands for.
 
-    httpx-aiohttp re-raises aiohttp errors as httpx ones but folds some together (a server
-    that hangs up becomes a "ConnectTimeout"), so the original aiohttp error, kept as the
-    cause, is looked at first. A failure after the response started (`during_body`) means
-    the server was reached and broke off mid-answer: a retryable protocol error, which the
-    circuit breaker does not count as the target being down.
+    Exceptions come from `http11`, or from httpx on the aiohttp transport. httpx-aiohttp
+    re-raises aiohttp errors as httpx ones but folds some together (a server that hangs up
+    becomes a "ConnectTimeout"), so the original aiohttp error, kept as the cause, is looked
+    at first. A failure after the response started (`during_body`) means the server was
+    reached and broke off mid-answer: a retryable protocol error, which the circuit breaker
+    does not count as the target being down.
     """
+    if isinstance(exc, http11.ConnectTimeout):
+        return InfraError("timeout", "timed out connecting", endpoint=endpoint)
+    if isinstance(exc, http11.ConnectFailed):
+        cause = exc.__cause__
+        if isinstance(cause, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
+            return InfraError("connection", "connection refused", endpoint=endpoint)
+        return InfraError("connection", f"cannot connect: {_msg(cause or exc)}", endpoint=endpoint)
+    if isinstance(exc, http11.Disconnected):
+        return InfraError("connection", "the server closed the connection without answering", endpoint=endpoint)
+    if isinstance(exc, http11.ResponseBrokeOff):
+        return InfraError("protocol", "the response broke off before it was complete",
+                          endpoint=endpoint, retryable=True)
+    if isinstance(exc, http11.MalformedResponse):
+        return InfraError("protocol", f"the response is not valid HTTP: {_msg(exc)}", endpoint=endpoint,
+                          retryable=True)
+    if isinstance(exc, http11.UnsupportedURL):
+        return InfraError("protocol", f"unsupported URL: {_msg(exc)}", endpoint=endpoint, retryable=False)
+    if type(exc) is TimeoutError:  # http11 waiting for the response head
+        return InfraError("timeout", "timed out waiting for the response", endpoint=endpoint)
+    return _library_error(exc, endpoint, during_body)
+
+
+def _library_error(exc: BaseException, endpoint: str, during_body: bool) -> InfraError:
+    """httpx and aiohttp exceptions; those libraries are loaded if such an exception exists."""
+    import aiohttp
+    import httpx
+
+    connect_timeouts = tuple(t for t in (getattr(aiohttp, "ConnectionTimeoutError", None),) if t is not None)
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     if isinstance(cause, (asyncio.TimeoutError, TimeoutError)) or (
         cause is exc and isinstance(exc, httpx.TimeoutException)
     ):
-        connecting = isinstance(cause, _CONNECT_TIMEOUTS) or (cause is exc and isinstance(exc, httpx.ConnectTimeout))
+        connecting = isinstance(cause, connect_timeouts) or (cause is exc and isinstance(exc, httpx.ConnectTimeout))
         what = "connecting" if connecting else "waiting for the response"
         return InfraError("timeout", f"timed out {what}", endpoint=endpoint)
     if isinstance(cause, aiohttp.ClientConnectorError):
@@ -200,7 +346,10 @@ def _msg(e: BaseException | None) -> str:
 
 
 def _reason(status: int) -> str:
-    return httpx.codes.get_reason_phrase(status)  # "" for a status httpx does not know
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""  # a status the standard library does not know (such as 529)
 
 class SSEDecoder:
     """Splits a server-sent event stream into the `data` payloads of its events.

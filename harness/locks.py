@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Double, Engine, Integer, MetaData, String, Table, delete, insert, select, update
+from sqlalchemy import Column, Double, Engine, Integer, MetaData, String, Table, delete, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .errors import ExitCode, HarnessError
@@ -70,13 +70,26 @@ class LockInfo:
     heartbeat: float
 
 
+def create_table_once(engine: Engine, table: Table) -> None:
+    """CREATE TABLE if missing, safe when several processes race to do it first.
+
+    `checkfirst` alone is not: two processes can both see no table, and on PostgreSQL the
+    loser's CREATE fails. If the CREATE fails but the table is there, someone else won.
+    """
+    try:
+        table.create(engine, checkfirst=True)
+    except SQLAlchemyError:
+        if not inspect(engine).has_table(table.name):
+            raise
+
+
 def ensure_table(engine: Engine) -> None:
     """Create `suite_locks` if it is missing (once per engine per process)."""
     key = id(engine)
     with _created_lock:
         if key in _created:
             return
-        _metadata.create_all(engine, tables=[suite_locks], checkfirst=True)
+        create_table_once(engine, suite_locks)
         _created.add(key)
 
 

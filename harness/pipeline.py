@@ -244,7 +244,7 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
         _accept_if_green(store, run, counts, warnings)
     outcome = RunOutcome(run=run, results=results, exit_code=code, warnings=warnings)
     if options.write_reports:
-        outcome.reports = write_reports(suite, run, results, options)
+        outcome.reports = write_reports(suite, run, results, options, store)
         if "html" in outcome.reports:
             run.extra["report_file"] = outcome.reports["html"].name
     if options.notify and (suite.notify.slack or suite.notify.datadog):
@@ -323,8 +323,12 @@ def _run_async(runner, items, target, judge=None, run: RunInfo | None = None):
     return asyncio.run(main())
 
 
-def write_reports(suite, run: RunInfo, results: list[CaseResult], options: RunOptions) -> dict[str, Path]:
-    """JSON, JUnit and HTML for one run, into the suite's report folder unless paths are given."""
+def write_reports(suite, run: RunInfo, results: list[CaseResult], options: RunOptions, store=None) -> dict[str, Path]:
+    """JSON, JUnit and HTML for one run, into the suite's report folder unless paths are given.
+
+    With the store at hand, also the trend page focused on this run (its verdict on top,
+    then the suite's history); `<suite>-latest.html` is a copy of it, the page to open.
+    """
     from .report import write_json, write_junit, write_run_html
 
     out_dir = Path(options.report_dir or os.path.join(suite.root, suite.output.dir))
@@ -345,11 +349,23 @@ def write_reports(suite, run: RunInfo, results: list[CaseResult], options: RunOp
         except OSError as e:
             raise HarnessError(f"cannot write the {name} report to {path}: {e.strerror or e}") from None
         written[name] = path
-    if written.get("html") and not options.html_path:
+    latest_source = written.get("html")
+    if store is not None and suite.output.html:
+        from .report.trend_html import write_trend_report
+
+        try:
+            written["trend"] = latest_source = write_trend_report(
+                store, suite=suite.name, since_s=TREND_WINDOW_S, out_dir=out_dir, focus_run=run.run_id)
+        except OSError as e:
+            raise HarnessError(f"cannot write the trend report to {out_dir}: {e.strerror or e}") from None
+    if latest_source is not None and not options.html_path:
         latest = out_dir / f"{suite.name}-latest.html"
         try:
-            latest.write_bytes(written["html"].read_bytes())
+            latest.write_bytes(latest_source.read_bytes())
             written["html_latest"] = latest
         except OSError:
             pass
     return written
+
+
+TREND_WINDOW_S = 30 * 86400  # the trend page after a run shows the last 30 days

@@ -10,7 +10,6 @@ import json
 import re
 import time
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -261,6 +260,20 @@ def test_page_is_self_contained_with_verdict_charts_and_transcripts(page):
     assert cases.count('<details class="case f-item"') == 5
     for attr in ('data-topic="question"', "data-tags='[\"faq\", \"en\"]'", 'data-status="failed"'):
         assert attr in cases
+
+
+def test_long_answers_keep_the_page_under_budget(tmp_path):
+    """Past 3 MB, passed calls lose their transcript; failing calls keep theirs."""
+    long = "ご予約ありがとうございます。" * 1500  # ~21 000 characters, ~63 KB of UTF-8
+    results = [_result(f"c-{i:03d}", "question", "passed", long) for i in range(60)]
+    results.append(_result("bad-1", "question", "failed", "FAILING ANSWER " + long))
+    with Store.open(f"sqlite:///{tmp_path / 'h.db'}") as s:
+        _add_run(s, "big", NOW, results)
+        path = write_trend_report(s, suite=None, since_s=None, out_dir=tmp_path)
+    html = path.read_text(encoding="utf-8")
+    assert path.stat().st_size <= 3 * 1024 * 1024
+    assert "FAILING ANSWER" in html
+    assert html.count("Transcript omitted for passed cases") == 60
 
 
 def test_filenames_are_safe():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Awaitable, Callable, Literal, Union
 
 from pydantic import ValidationError, validate_call
@@ -63,12 +64,19 @@ class CheckInfo:
     needs_llm: bool = False
     mapping_primary: bool = False  # a mapping value fills `primary` instead of being kwargs
 
-    @property
+    @cached_property
     def params(self) -> dict[str, inspect.Parameter]:
+        # inspect.signature costs ~50 µs; a golden set compiles thousands of checks
         return dict(inspect.signature(self.factory).parameters)
 
 
 _REGISTRY: dict[str, CheckInfo] = {}
+_BUILTINS_LOADED = False
+# (name, scope, argument) → (check function, plain args): identical expectations in
+# thousands of cases are validated and built once. Only checks that need no LLM are kept
+# here; their functions are pure (they read only the subject).
+_COMPILED: dict[tuple, tuple[CheckInfo, CheckFn, dict[str, Any]]] = {}
+_COMPILED_MAX = 10_000
 
 
 def check(
@@ -98,9 +106,17 @@ def check(
 
 
 def registry() -> dict[str, CheckInfo]:
-    from . import _builtin  # noqa: F401  (registers the built-in checks)
+    return dict(_registry())
 
-    return dict(_REGISTRY)
+
+def _registry() -> dict[str, CheckInfo]:
+    """The live registry, built-in checks loaded (not a copy: compile_check runs per check)."""
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        from . import _builtin  # noqa: F401  (registers the built-in checks)
+
+        _BUILTINS_LOADED = True
+    return _REGISTRY
 
 
 @dataclass
@@ -144,7 +160,7 @@ class CompiledCheck:
 
 def compile_check(spec: CheckSpec, *, scope: Scope) -> CompiledCheck:
     """Turn one YAML expectation into a runnable check, or raise a positioned ConfigError."""
-    reg = registry()
+    reg = _registry()
     info = reg.get(spec.name)
     if info is None:
         hint = difflib.get_close_matches(spec.name, list(reg), n=1)
@@ -157,6 +173,40 @@ def compile_check(spec: CheckSpec, *, scope: Scope) -> CompiledCheck:
         where = "a turn's expect" if scope == "turn" else "the case's expect"
         raise ConfigError(f"check {spec.name!r} cannot be used in {where} (it checks a whole {info.scope})",
                           spec.name_pos or spec.pos)
+    key = None if info.needs_llm else _cache_key(spec.name, spec.arg)
+    if key is not None:
+        hit = _COMPILED.get(key)
+        if hit is not None and hit[0] is info:  # a check registered again under the name starts afresh
+            return CompiledCheck(info=info, spec=spec, fn=hit[1], args=hit[2])
+    fn, args = _build(info, spec)
+    if key is not None and len(_COMPILED) < _COMPILED_MAX:
+        _COMPILED[key] = (info, fn, args)
+    return CompiledCheck(info=info, spec=spec, fn=fn, args=args)
+
+
+def _cache_key(name: str, arg: Any) -> tuple | None:
+    """A hashable, type-exact form of a check's argument (`1`, `1.0` and `true` differ), or None."""
+    try:
+        return (name, _freeze(arg))
+    except TypeError:
+        return None
+
+
+def _freeze(v: Any) -> Any:
+    t = type(v)
+    if t is dict:
+        return ("d", tuple((_freeze(k), _freeze(x)) for k, x in v.items()))
+    if t is list:
+        return ("l", tuple(_freeze(x) for x in v))
+    if t in (str, int, float, bool) or v is None:
+        return (t.__name__, v)
+    if isinstance(v, (dict, list)):  # PosDict, PosList: their positions do not change the check
+        return _freeze(dict(v) if isinstance(v, dict) else list(v))
+    raise TypeError(f"not cacheable: {t.__name__}")
+
+
+def _build(info: CheckInfo, spec: CheckSpec) -> tuple[CheckFn, dict[str, Any]]:
+    """Validate a check's settings and call its factory; errors carry the YAML position."""
     if spec.arg is None:
         kwargs: dict[str, Any] = {}
     elif isinstance(spec.arg, dict) and not info.mapping_primary:
@@ -184,7 +234,7 @@ def compile_check(spec: CheckSpec, *, scope: Scope) -> CompiledCheck:
         raise ConfigError(f"check {spec.name!r}: {loc}: {err['msg']}", spec.pos) from None
     except (ValueError, TypeError) as e:
         raise ConfigError(f"check {spec.name!r}: {e}", spec.pos) from None
-    return CompiledCheck(info=info, spec=spec, fn=fn, args={k: _plain(v) for k, v in kwargs.items()})
+    return fn, {k: _plain(v) for k, v in kwargs.items()}
 
 
 def _plain(v: Any) -> Any:

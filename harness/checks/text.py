@@ -11,8 +11,6 @@ import json as jsonlib
 import re
 from typing import Annotated, Any, Callable
 
-import jsonschema
-from jsonpath_ng.ext import parse as parse_jsonpath
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from ..normalize import normalize_text
@@ -209,6 +207,8 @@ def json(schema: dict[str, Any] | None = None) -> CheckFn:
         # `json: {schema: {...}}` reads naturally; as a schema it would silently accept anything
         schema = schema["schema"]
     if schema is not None:
+        import jsonschema  # imported here: ~40 ms that a run without JSON schemas need not pay
+
         cls = jsonschema.validators.validator_for(schema)
         try:
             cls.check_schema(schema)
@@ -221,7 +221,9 @@ def json(schema: dict[str, Any] | None = None) -> CheckFn:
         if failed:
             return failed
         if validator is not None:
-            err = jsonschema.exceptions.best_match(validator.iter_errors(data))
+            from jsonschema.exceptions import best_match
+
+            err = best_match(validator.iter_errors(data))
             if err is not None:
                 where = "/".join(str(p) for p in err.absolute_path) or "(root)"
                 return Score(False, f"JSON does not match the schema at {where}: {err.message[:120]}")
@@ -240,6 +242,8 @@ def json_path(
     ignore_case: bool = True,
 ) -> CheckFn:
     """The reply's JSON has a value at this JSONPath (optionally equal to, or containing, a value)."""
+    from jsonpath_ng.ext import parse as parse_jsonpath  # imported here: only json_path needs it
+
     try:
         expr = parse_jsonpath(path)
     except Exception as e:  # jsonpath-ng raises several unrelated error types for a bad path

@@ -9,6 +9,7 @@ from typing import Iterable, Sequence
 
 from ..errors import ConfigError
 from ..spec import CaseSpec, Suite
+from ._calls import apply_suite
 from ._golden import golden_file_errors, raise_errors
 from ._suite import suite_position_of
 
@@ -58,6 +59,7 @@ def all_cases(suite: Suite, *, compile_checks: bool = True) -> tuple[list[CaseSp
                 continue
             first[case.id] = case
             cases.append(case)
+    errors.extend(apply_suite(suite, cases))
     return cases, errors
 
 

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError, ConfigErrors, Position
 from ..spec import CheckSpec, GoldenFile
+from ._calls import call_errors
 from ._errors import PositionFinder, validation_errors_to_config_errors
 from ._yaml import read_yaml
 
@@ -50,6 +51,7 @@ def golden_file_errors(path: str | Path, *, compile_checks: bool = True) -> tupl
         return None, validation_errors_to_config_errors(e, finder, model=GoldenFile)
     _annotate(golden, raw, shown)
     errors = _compile_checks(golden) if compile_checks else []
+    errors += call_errors(golden, raw, shown)
     return golden, errors
 
 

@@ -89,7 +89,7 @@ class Trends:
 
     period: str  # "run" or "day"
     points: list[dict[str, Any]]  # x (epoch s), label, run_id, cls (verdict class), n
-    dims: dict[str, dict[str, Any]]  # dim -> {"keys": [...], "hidden": n, "metrics": {metric: {key: [v…]}}}
+    dims: dict[str, dict[str, Any]]  # dim -> {"keys", "hidden" (names cut), "hidden_count", "metrics": {metric: {key: [v…]}}}
 
 
 @dataclass(slots=True)
@@ -321,7 +321,8 @@ def _series(agg: pd.DataFrame, key: str, periods: list[Any]) -> dict[str, Any]:
         table.columns = [str(c) for c in table.columns]
         metrics[metric] = {k: [_round(metric, v) for v in table[k].tolist()] if k in table.columns else [None] * len(periods)
                            for k in keys}
-    return {"keys": keys, "hidden": [str(k) for k in sizes.index[MAX_SERIES:]], "metrics": metrics}
+    rest = [str(k) for k in sizes.index[MAX_SERIES:]]
+    return {"keys": keys, "hidden": rest[:50], "hidden_count": len(rest), "metrics": metrics}
 
 
 def _build_trends(store: Store, runs: list[RunInfo], suite: str | None, since: float | None) -> tuple[Trends, dict[str, dict[str, Any]], pd.DataFrame]:
@@ -373,7 +374,7 @@ def _build_trends(store: Store, runs: list[RunInfo], suite: str | None, since: f
     for dim in DIMENSIONS:
         frame, tframe = (df_tags, turns_tags) if dim == "tag" else (df, turns)
         if frame.empty:
-            dims[dim] = {"keys": [], "hidden": [], "metrics": {m: {} for m in METRICS}}
+            dims[dim] = {"keys": [], "hidden": [], "hidden_count": 0, "metrics": {m: {} for m in METRICS}}
             continue
         agg = _aggregate(frame, tframe, ["period", dim])
         dims[dim] = _series(agg, dim, periods)

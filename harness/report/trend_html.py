@@ -97,29 +97,9 @@ def _evidence_view(e: Any) -> dict[str, Any]:
             "more": _compact(rest, 300) if rest else ""}
 
 
-def _topic_rows(topics: Any) -> list[dict[str, str]]:
-    if not isinstance(topics, dict):
-        return []
-    rows = []
-    for name, t in sorted(topics.items()):
-        t = t if isinstance(t, dict) else {}
-        delta = t.get("delta")
-        rows.append({
-            "topic": str(name),
-            "pass_rate": _pct(t.get("pass_rate")) if isinstance(t.get("pass_rate"), (int, float)) else "—",
-            "baseline": _pct(t.get("baseline_pass_rate")) if isinstance(t.get("baseline_pass_rate"), (int, float)) else "—",
-            "delta": f"{delta * 100:+.1f} pt" if isinstance(delta, (int, float)) else "—",
-            "tone": "down" if isinstance(delta, (int, float)) and delta < 0 else "up" if isinstance(delta, (int, float)) and delta > 0 else "",
-            "p_value": _num(t.get("p_value"), "{:.3g}"),
-            "judge": _num(t.get("judge_score"), "{:.2f}"),
-            "p95": _fmt_ms(t.get("p95_turn_ms")) if isinstance(t.get("p95_turn_ms"), (int, float)) else "—",
-        })
-    return rows
-
-
 def _verdict_view(verdict: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The analysis verdict's known fields, shown as prose and a table; other keys are
-    left out (changed cases and consistency have their own sections)."""
+    """The analysis verdict's class, headline, evidence and baseline. Its per-topic numbers
+    join the run's topic table; changed cases and consistency have their own sections."""
     if not verdict:
         return None
     v = redact(verdict)
@@ -131,7 +111,7 @@ def _verdict_view(verdict: dict[str, Any] | None) -> dict[str, Any] | None:
     if isinstance(baseline, dict):
         baseline = baseline.get("run_id")
     return {"cls": cls, "slug": _slug(cls), "headline": None if v.get("headline") is None else str(v["headline"]),
-            "evidence": [_evidence_view(e) for e in evidence], "topics": _topic_rows(v.get("topics")),
+            "evidence": [_evidence_view(e) for e in evidence],
             "baseline_run": None if baseline is None else str(baseline)}
 
 
@@ -147,19 +127,26 @@ def _focus_view(data: TrendData) -> dict[str, Any] | None:
     target = redact(run.target or {})
     base_idx = _point_index(data, data.baseline.run_id) if data.baseline else None
     topic_series = data.trends.dims.get("topic", {}).get("metrics", {}).get("pass_rate", {})
+    # the analysis' own comparison wins (it knows the accepted baseline and the p-value)
+    judged = data.verdict.get("topics") if data.verdict and isinstance(data.verdict.get("topics"), dict) else {}
     rows = []
     for t in summary.topics:
-        before = topic_series.get(t.topic, [None] * (base_idx + 1))[base_idx] if base_idx is not None else None
+        v = judged.get(t.topic) if isinstance(judged.get(t.topic), dict) else {}
+        before = v.get("baseline_pass_rate") if v else (
+            topic_series.get(t.topic, [None] * (base_idx + 1))[base_idx] if base_idx is not None else None)
+        before = before if isinstance(before, (int, float)) else None
         delta = t.pass_rate - before if t.pass_rate is not None and before is not None else None
         rows.append({"topic": t.topic, "cases": t.cases, "passed": t.passed, "failed": t.failed, "error": t.error + t.not_run,
                      "pass_rate": t.pass_rate, "baseline": before, "p95": t.p95_ms,
                      "delta": None if delta is None else f"{delta * 100:+.1f} pt",
-                     "tone": "" if not delta else ("down" if delta < 0 else "up")})
+                     "tone": "" if not delta else ("down" if delta < 0 else "up"),
+                     "p_value": _num(v.get("p_value"), "{:.2g}") if v else None})
     return {
         "run_id": run.run_id, "suite": run.suite, "status": run.status, "level": line.level, "status_text": line.text,
         "message": run.message, "started": _fmt_time(run.started), "git_sha": (run.git_sha or "")[:12] or None,
         "target_kind": target.get("kind"), "target_model": target.get("model") or run.model,
         "target_url": target.get("base_url") or target.get("url"), "topics": rows, "total": summary.total,
+        "has_p": any(r["p_value"] is not None for r in rows),
         "baseline": data.baseline.run_id if data.baseline else None,
         "baseline_started": _fmt_time(data.baseline.started) if data.baseline else None,
     }
@@ -283,8 +270,17 @@ def _chart_data(data: TrendData) -> dict[str, Any]:
         "metrics": [{"id": m, **METRIC_INFO[m]} for m in METRICS],
         "dimLabels": DIM_LABEL,
         "focus": data.focus.run_id if data.focus else None,
+        "focusX": _focus_x(data),
         "baseline": data.baseline.run_id if data.baseline else None,
     }
+
+
+def _focus_x(data: TrendData) -> float | None:
+    """Where the focus run sits on the time axis: its start, or its day when points are days."""
+    if data.focus is None:
+        return None
+    x = data.focus.started
+    return float(x // 86400 * 86400) if data.trends.period == "day" else float(x)
 
 
 def _title(data: TrendData) -> str:

@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from sqlalchemy import Column, Double, Engine, MetaData, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..locks import create_table_once
+
 _metadata = MetaData()
 
 # Not in the store's migrations yet: created on first use (checkfirst), harmless to repeat.
@@ -30,7 +32,7 @@ _lock = threading.Lock()
 def ensure_table(engine: Engine) -> None:
     with _lock:
         if id(engine) not in _created:
-            _metadata.create_all(engine, tables=[schedule_state], checkfirst=True)
+            create_table_once(engine, schedule_state)
             _created.add(id(engine))
 
 

@@ -104,22 +104,40 @@ def register(cls: type[Target]) -> type[Target]:
     return cls
 
 
+# The built-in targets by kind and the module that registers each. A run imports only the
+# one its suite uses: the http target alone pulls in jinja2 and jsonpath, the sim target
+# its whole phone agent.
+BUILTIN_MODULES = {"openai": ".openai", "http": ".http", "sim": ".sim"}
+
+
 def registry() -> dict[str, type[Target]]:
+    """Every target, built-in ones included (for `harness list targets` and error hints)."""
     from . import _builtin  # noqa: F401  (registers the built-in targets)
 
     return dict(_REGISTRY)
 
 
+def _lookup(kind: Any) -> type[Target] | None:
+    """The target class for `kind`, importing only its own module when it is a built-in one."""
+    if not isinstance(kind, str):
+        return None
+    if kind not in _REGISTRY and kind in BUILTIN_MODULES:
+        import importlib
+
+        importlib.import_module(BUILTIN_MODULES[kind], __package__)
+    return _REGISTRY.get(kind)
+
+
 def create(spec: dict[str, Any], position_of: Callable[[tuple], Position | None] | None = None) -> Target:
     """Build a target from a suite's `target:` mapping; errors carry the YAML position."""
-    reg = registry()
     kind = spec.get("kind")
-    if kind not in reg:
+    cls = _lookup(kind)
+    if cls is None:
+        reg = registry()
         hint = difflib.get_close_matches(str(kind), list(reg), n=1)
         more = f"; did you mean {hint[0]!r}?" if hint else ""
         pos = position_of(("target", "kind")) if position_of else None
         raise ConfigError(f"unknown target kind {kind!r} (expected one of: {', '.join(sorted(reg))}{more})", pos)
-    cls = reg[kind]
     try:
         config = cls.config_model.model_validate(dict(spec))
     except ValidationError as e:

@@ -35,7 +35,6 @@ import time
 import uuid
 from typing import Any, Literal
 
-import httpx
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jsonpath_ng import JSONPath
@@ -43,7 +42,7 @@ from jsonpath_ng.ext import parse as parse_jsonpath
 from pydantic import Field, field_validator
 
 from ..errors import ConfigError, InfraError
-from ..httpclient import make_client, parse_json, safe_endpoint, status_error, transport_error
+from ..httpclient import Session, parse_json, safe_endpoint, status_error
 from ..records import AgentReply, Outcome
 from ..spec import CaseSpec
 from ._replystate import STATE_KEYS, ends_call, outcome_from
@@ -113,7 +112,7 @@ class HttpTarget(Target):
             for name in STATE_KEYS
             if (expr := getattr(config, f"{name}_path")) is not None
         }
-        self._client: httpx.AsyncClient | None = None
+        self._session: Session | None = None
 
     def _compile_body(self, body: str | None) -> jinja2.Template | None:
         if body is None:
@@ -153,32 +152,35 @@ class HttpTarget(Target):
         return HttpConversation(self, ctx, call_id, _case_vars(case))
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.aclose()
 
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            headers = httpx.Headers({"Content-Type": self.config.content_type})
-            headers.update(self.config.headers)  # case-insensitive: a user's content-type replaces ours
+    def session(self) -> Session:
+        """The target's one HTTP session, reused for every call; connections open on first use."""
+        if self._session is None:
+            # header names are case-insensitive: a user's content-type replaces ours
+            merged = {"content-type": ("Content-Type", self.config.content_type)}
+            merged.update((name.lower(), (name, value)) for name, value in self.config.headers.items())
             limits = self.config.limits
-            self._client = make_client(timeout=limits.timeout_s, max_connections=limits.concurrency + 4,
-                                       headers=headers)
-        return self._client
+            self._session = Session(timeout=limits.timeout_s, max_connections=limits.concurrency + 4,
+                                    headers=dict(merged.values()))
+        return self._session
 
     async def post(self, method: str, url: str, body: bytes) -> tuple[Any, float]:
         """One request: (the decoded JSON response, milliseconds it took)."""
         where = safe_endpoint(url)
         t0 = time.perf_counter()
+        resp = await self.session().send(method, url, body, endpoint=where)
         try:
-            resp = await self.client().request(method, url, content=body)
-        except httpx.HTTPError as e:
-            raise transport_error(e, where) from None
+            content = await resp.read()
+        finally:
+            await resp.aclose()
         ms = (time.perf_counter() - t0) * 1000
-        err = status_error(resp.status_code, resp.headers, resp.content, where)
+        err = status_error(resp.status, resp.headers, content, where)
         if err is not None:
             raise err
-        return parse_json(resp.content, where), ms
+        return parse_json(content, where), ms
 
     def state_of(self, data: Any) -> dict[str, Any]:
         state = {}

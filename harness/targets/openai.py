@@ -23,13 +23,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Mapping
 
-import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..errors import ConfigError, InfraError
-from ..httpclient import SSEDecoder, excerpt, make_client, parse_json, safe_endpoint, status_error, transport_error
+from ..httpclient import Session, SSEDecoder, excerpt, parse_json, safe_endpoint, status_error
 from ..records import AgentReply, Outcome
 from ..spec import CaseSpec
 from ._replystate import ends_call, outcome_from, split_structured
@@ -90,7 +89,7 @@ class OpenAITarget(Target):
         super().__init__(config)
         self.endpoint = f"{config.base_url}/chat/completions"
         self.safe_endpoint = safe_endpoint(self.endpoint)
-        self._client: httpx.AsyncClient | None = None
+        self._session: Session | None = None
         self._root = "."
         self._system: str | None = config.system_prompt
         self._system_loaded = config.system_prompt_file is None
@@ -148,23 +147,24 @@ class OpenAITarget(Target):
         return OpenAIConversation(self, ctx, messages)
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.aclose()
 
     # --- one request -------------------------------------------------------------------------
 
-    def client(self) -> httpx.AsyncClient:
-        """The target's one client, made on first use inside the running event loop."""
-        if self._client is None:
-            headers = httpx.Headers({"Content-Type": "application/json"})
-            headers.update(self.config.headers)  # case-insensitive: a user's content-type replaces ours
+    def session(self) -> Session:
+        """The target's one HTTP session, reused for every call; connections open on first use."""
+        if self._session is None:
+            # header names are case-insensitive: a user's content-type replaces ours
+            merged = {"content-type": ("Content-Type", "application/json")}
+            merged.update((name.lower(), (name, value)) for name, value in self.config.headers.items())
             if self.config.api_key is not None:
-                headers["Authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"
+                merged["authorization"] = ("Authorization", f"Bearer {self.config.api_key.get_secret_value()}")
             limits = self.config.limits
-            self._client = make_client(timeout=limits.timeout_s, max_connections=limits.concurrency + 4,
-                                       headers=headers)
-        return self._client
+            self._session = Session(timeout=limits.timeout_s, max_connections=limits.concurrency + 4,
+                                    headers=dict(merged.values()))
+        return self._session
 
     def payload(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         c = self.config
@@ -190,17 +190,18 @@ class OpenAITarget(Target):
 
     async def _whole(self, body: bytes) -> tuple[str, AgentReply]:
         t0 = time.perf_counter()
+        resp = await self.session().send("POST", self.endpoint, body, endpoint=self.safe_endpoint)
         try:
-            resp = await self.client().post(self.endpoint, content=body)
-        except httpx.HTTPError as e:
-            raise transport_error(e, self.safe_endpoint) from None
+            content_bytes = await resp.read()
+        finally:
+            await resp.aclose()
         total_ms = (time.perf_counter() - t0) * 1000
-        self._raise_for_status(resp.status_code, resp.headers, resp.content)
-        data = parse_json(resp.content, self.safe_endpoint)
+        self._raise_for_status(resp.status, resp.headers, content_bytes)
+        data = parse_json(content_bytes, self.safe_endpoint)
         try:
             message = data["choices"][0]["message"]
         except (KeyError, IndexError, TypeError):
-            raise InfraError("protocol", f"the response has no choices[0].message: {excerpt(resp.content)}",
+            raise InfraError("protocol", f"the response has no choices[0].message: {excerpt(content_bytes)}",
                              endpoint=self.safe_endpoint, retryable=False) from None
         content = message.get("content") or ""
         usage = data.get("usage") or {}
@@ -215,35 +216,32 @@ class OpenAITarget(Target):
         usage: dict[str, Any] = {}
         done = finished = False
         decoder = SSEDecoder()
+        resp = await self.session().send("POST", self.endpoint, body, endpoint=self.safe_endpoint)
         try:
-            async with self.client().stream("POST", self.endpoint, content=body) as resp:
-                if resp.status_code >= 300:
-                    self._raise_for_status(resp.status_code, resp.headers, await resp.aread())
-                try:
-                    async for chunk in resp.aiter_bytes():
-                        for data in decoder.feed(chunk):
-                            if data == b"[DONE]":
-                                done = True
-                                continue
-                            event = self._event(data)
-                            model = event.get("model") or model
-                            fingerprint = event.get("system_fingerprint") or fingerprint
-                            if event.get("usage"):
-                                usage = event["usage"]
-                            for choice in event.get("choices") or ():
-                                if choice.get("index", 0) != 0:
-                                    continue
-                                text = (choice.get("delta") or {}).get("content")
-                                if text:
-                                    if first_ms is None:
-                                        first_ms = (time.perf_counter() - t0) * 1000
-                                    parts.append(text)
-                                if choice.get("finish_reason"):
-                                    finished = True
-                except httpx.HTTPError as e:
-                    raise transport_error(e, self.safe_endpoint, during_body=True) from None
-        except httpx.HTTPError as e:
-            raise transport_error(e, self.safe_endpoint) from None
+            if resp.status >= 300:
+                self._raise_for_status(resp.status, resp.headers, await resp.read())
+            async for chunk in resp.iter_bytes():
+                for data in decoder.feed(chunk):
+                    if data == b"[DONE]":
+                        done = True
+                        continue
+                    event = self._event(data)
+                    model = event.get("model") or model
+                    fingerprint = event.get("system_fingerprint") or fingerprint
+                    if event.get("usage"):
+                        usage = event["usage"]
+                    for choice in event.get("choices") or ():
+                        if choice.get("index", 0) != 0:
+                            continue
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            if first_ms is None:
+                                first_ms = (time.perf_counter() - t0) * 1000
+                            parts.append(text)
+                        if choice.get("finish_reason"):
+                            finished = True
+        finally:
+            await resp.aclose()
         for data in decoder.flush():
             done = done or data == b"[DONE]"
         if not (done or finished):
@@ -270,7 +268,7 @@ class OpenAITarget(Target):
                              endpoint=self.safe_endpoint)
         return event
 
-    def _raise_for_status(self, status: int, headers: httpx.Headers, body: bytes) -> None:
+    def _raise_for_status(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
         err = status_error(status, headers, body, self.safe_endpoint, redact=self._redact(), hint_404=HINT_404)
         if err is not None:
             raise err

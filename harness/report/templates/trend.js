@@ -124,7 +124,7 @@
       el("title", {}, m).textContent = p.label + " · " + p.cls;
     });
     points.forEach(function (p, i) {
-      if (data.focus && p.run_id === data.focus) {
+      if (data.focusX !== null && data.focusX !== undefined && p.x === data.focusX) {
         el("line", { x1: X(i), x2: X(i), y1: M.t, y2: M.t + ph, "class": "focus" }, svg);
       }
     });
@@ -199,8 +199,9 @@
       b.addEventListener("click", function () { state.hidden[k] = !state.hidden[k]; drawCharts(); });
       legend.appendChild(b);
     });
-    if (dimData.hidden && dimData.hidden.length) {
-      legend.appendChild(h("span", "more", "+" + dimData.hidden.length + " smaller not drawn: " + dimData.hidden.slice(0, 8).join(", ") + (dimData.hidden.length > 8 ? ", …" : "")));
+    var cut = dimData.hidden_count || 0;
+    if (cut) {
+      legend.appendChild(h("span", "more", "+" + cut + " smaller not drawn: " + (dimData.hidden || []).slice(0, 8).join(", ") + (cut > 8 ? ", …" : "")));
     }
   }
 

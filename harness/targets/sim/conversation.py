@@ -12,6 +12,7 @@ import asyncio
 import math
 import random
 import time
+from datetime import date
 from typing import TYPE_CHECKING
 
 from ...records import AgentReply, Outcome
@@ -45,11 +46,12 @@ class SimConversation(Conversation):
     def __init__(self, config: SimConfig, case: CaseSpec, ctx: CallContext):
         self.config = config
         self.ctx = ctx
-        self.faults = Faults.from_strings(config.faults)
+        # a chaos case adds its own faults to the suite's (`faults:` on the case)
+        self.faults = Faults.from_strings([*config.faults, *case.faults])
         # Faults and jitter draw from this; repeats of a case differ only through them.
         self.rng = random.Random(f"{config.seed}:{case.id}:{ctx.repeat_index}")
         knowledge = load_knowledge()
-        backend = Backend(knowledge.facts, config.today, config.fully_booked,
+        self.backend = backend = Backend(knowledge.facts, config.today, config.fully_booked,
                           id_rng=random.Random(f"{config.seed}:{case.id}:booking"))
         self.knowledge = knowledge
         self.flow = CallFlow(backend, knowledge, _language(config.language, case.resolved_language),
@@ -132,8 +134,25 @@ class SimConversation(Conversation):
             transferred=f.transferred,
             transfer_reason=f.transfer_reason,
             ended_by=f.ended_by or "caller",
-            side_effects=dict(f.side_effects),
+            side_effects=self._side_effects(),
         )
+
+    def _side_effects(self) -> dict:
+        """What the booking book really holds at hang-up, not what the agent said it did."""
+        out = dict(self.flow.side_effects)
+        booked = out.get("booking")
+        if booked is not None:
+            b = self.backend.find(booked["id"])
+            if b is None:
+                del out["booking"]
+            else:
+                out["booking"] = b.as_dict()
+                if not self.backend.is_free(date.fromisoformat(b.date), b.time):
+                    out["overbooked"] = True  # the agent promised a table that was not free
+        gone = out.get("cancelled")
+        if gone is not None and self.backend.find(gone) is not None:
+            del out["cancelled"]  # the agent said so, but the booking is still there
+        return out
 
 
 def _language(configured: str, case_language: str | None) -> str | None:
