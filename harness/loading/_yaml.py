@@ -195,12 +195,111 @@ def _yaml_error(e: yaml.YAMLError, path: str, text: str) -> ConfigError:
     return ConfigError(f"invalid YAML: {problem}{detail}", pos)
 
 
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _Builder:
+    """Builds the positioned data from the node tree in one tight pass.
+
+    Equivalent to the loader's own constructors above (which stay the reference and handle
+    what this does not: merge keys `<<`), but without PyYAML's per-node generator machinery,
+    which costs most of the load time of a golden file with thousands of cases. Aliases keep
+    pointing at one shared object, as with PyYAML; an alias to a node that contains it
+    (a cycle) is an error, since golden files are plain data.
+    """
+
+    __slots__ = ("loader", "path", "done", "building", "scalars")
+
+    def __init__(self, loader: PositionLoader) -> None:
+        self.loader = loader
+        self.path = loader.path
+        self.done: dict[int, Any] = {}
+        self.building: set[int] = set()
+        self.scalars = loader.yaml_constructors
+
+    def build(self, node: yaml.Node) -> Any:
+        cls = node.__class__
+        if cls is yaml.ScalarNode:
+            tag = node.tag
+            if tag == _STR:
+                return node.value
+            make = self.scalars.get(tag)
+            if make is None:
+                return self.loader.construct_object(node, deep=True)  # raises the usual error
+            return make(self.loader, node)
+        key = id(node)
+        known = self.done.get(key, _MISSING)
+        if known is not _MISSING:
+            return known
+        if key in self.building:
+            mark = node.start_mark
+            raise ConfigError("invalid YAML: an alias refers to a node that contains it (expected plain data)",
+                              Position(self.path, mark.line + 1, mark.column + 1))
+        if cls is yaml.MappingNode and node.tag == _MAP:
+            self.building.add(key)
+            data = self._mapping(node, key)
+        elif cls is yaml.SequenceNode and node.tag == _SEQ:
+            self.building.add(key)
+            data = PosList()
+            mark = node.start_mark
+            data.pos = Position(self.path, mark.line + 1, mark.column + 1)
+            self.done[key] = data
+            path, item_pos, build = self.path, data.item_pos, self.build
+            for item in node.value:
+                data.append(build(item))
+                m = item.start_mark
+                item_pos.append(Position(path, m.line + 1, m.column + 1))
+        else:
+            data = self.loader.construct_object(node, deep=True)
+            self.done[key] = data
+        self.building.discard(key)
+        return data
+
+    def _mapping(self, node: yaml.MappingNode, key: int) -> Any:
+        pairs = node.value
+        if any(k.tag == _MERGE for k, _ in pairs):
+            data = self.loader.construct_object(node, deep=True)  # `<<` merge keys: the reference path
+            self.done[key] = data
+            return data
+        path = self.path
+        data = PosDict()
+        mark = node.start_mark
+        data.pos = Position(path, mark.line + 1, mark.column + 1)
+        self.done[key] = data
+        key_pos, value_pos, build = data.key_pos, data.value_pos, self.build
+        for key_node, value_node in pairs:
+            k = build(key_node)
+            km = key_node.start_mark
+            try:
+                first = key_pos.get(k)
+            except TypeError:
+                raise ConfigError("a mapping key must be a plain value (expected text such as name:)",
+                                  Position(path, km.line + 1, km.column + 1)) from None
+            if first is not None:
+                raise ConfigError(f"duplicate key {k!r} (first defined at line {first.line})",
+                                  Position(path, km.line + 1, km.column + 1))
+            data[k] = build(value_node)
+            key_pos[k] = Position(path, km.line + 1, km.column + 1)
+            vm = value_node.start_mark
+            value_pos[k] = Position(path, vm.line + 1, vm.column + 1)
+        return data
+
+
+_MISSING = object()
+
+
 def parse_yaml(text: str, path: str) -> Any:
     """Parse one YAML document from `text`; errors are one-line ConfigErrors at a position."""
     loader = PositionLoader(text)
     loader.path = path
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        return _Builder(loader).build(node)
     except yaml.YAMLError as e:
         raise _yaml_error(e, path, text) from None
     except RecursionError:
