@@ -16,7 +16,6 @@ nothing heavy until such a file shows up.
 from __future__ import annotations
 
 import glob
-import os
 import tempfile
 import threading
 from pathlib import Path

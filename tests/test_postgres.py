@@ -67,6 +67,7 @@ store.finish_run(run_id, status="complete", ended=time.time(), exit_code=0, coun
 """
 
 
+@pytest.mark.slow
 def test_two_shards_write_one_group_at_once(pg_url: str) -> None:
     Store.open(pg_url).close()  # create the tables once, as the first `harness run` would
     code = WRITER.format(tests=str(REPO / "tests"))
@@ -85,6 +86,7 @@ def test_two_shards_write_one_group_at_once(pg_url: str) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_two_cli_shards_of_the_sim_suite_in_parallel(pg_url: str, project: Project) -> None:
     project.write("golden/question/faq.yaml", "topic: question\ncases:\n" + "".join(
         f"  - id: q-{i:02d}\n    prompt: What are your opening hours?\n    expect: [{{contains: \"11\"}}]\n"
@@ -143,6 +145,7 @@ def test_the_suite_lock_across_processes(pg_url: str) -> None:
     store.close()
 
 
+@pytest.mark.slow
 def test_a_second_run_of_a_running_suite_is_refused(pg_url: str, project: Project) -> None:
     project.write("golden/question/faq.yaml", "topic: question\ncases:\n" + "".join(
         f"  - id: q-{i:02d}\n    prompt: What are your opening hours?\n" for i in range(20)))

@@ -20,7 +20,7 @@ def _rx(*alts: str) -> re.Pattern[str]:
 # (cue, pattern) in priority order
 _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("transfer", _rx(r"おつなぎ", r"つなぎます", r"\btransfer", r"connecting you", r"connect you")),
-    ("booked", _rx(r"予約番号は", r"ご予約を承りました", r"ご予約が完了", r"予約しました", r"booking number is",
+    ("booked", _rx(r"予約番号は\s*B\s*\d", r"番号は\s*B\s*\d", r"ご予約を承りました", r"ご予約が完了", r"予約しました", r"booking number is",
                    r"reservation number is", r"table is booked", r"^booked\.")),
     ("cancelled", _rx(r"キャンセル(?:いた|され)?(?:し)?ました", r"(?:has been|is) cancelled", r"\bcancelled\.")),
     ("kept", _rx(r"そのままにして", r"残しておきます", r"予約はそのまま", r"keep your booking", r"stays in place",
@@ -41,7 +41,7 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("date", _rx(r"日にち", r"何日", r"what date", r"which day", r"which date")),
     ("phone", _rx(r"電話番号", r"phone number", r"contact number")),
     ("anything_else", _rx(r"ほかにご用件", r"何かございますか", r"ほかには", r"anything else")),
-    ("hello", _rx(r"もしもし", r"are you still there", r"can you hear me")),
+    ("hello", _rx(r"もしもし", r"are you still there", r"can you hear me", r"^hello\?$")),
     ("not_understood", _rx(r"聞き取れ", r"もう一度", r"didn'?t catch", r"say that again", r"again\?")),
     ("goodbye", _rx(r"失礼いたします", r"ありがとうございました", r"goodbye", r"have a great day", r"\bbye\b")),
     ("how_help", _rx(r"ご用件", r"how can i help", r"what can i do", r"what do you need")),

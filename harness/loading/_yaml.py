@@ -199,6 +199,7 @@ _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
+_PLAIN_SCALARS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "null"))
 
 
 class _Builder:
@@ -207,17 +208,15 @@ class _Builder:
     Equivalent to the loader's own constructors above (which stay the reference and handle
     what this does not: merge keys `<<`), but without PyYAML's per-node generator machinery,
     which costs most of the load time of a golden file with thousands of cases. Aliases keep
-    pointing at one shared object, as with PyYAML; an alias to a node that contains it
-    (a cycle) is an error, since golden files are plain data.
+    pointing at one shared object, as with PyYAML.
     """
 
-    __slots__ = ("loader", "path", "done", "building", "scalars")
+    __slots__ = ("loader", "path", "done", "scalars")
 
     def __init__(self, loader: PositionLoader) -> None:
         self.loader = loader
         self.path = loader.path
         self.done: dict[int, Any] = {}
-        self.building: set[int] = set()
         self.scalars = loader.yaml_constructors
 
     def build(self, node: yaml.Node) -> Any:
@@ -226,23 +225,16 @@ class _Builder:
             tag = node.tag
             if tag == _STR:
                 return node.value
-            make = self.scalars.get(tag)
-            if make is None:
-                return self.loader.construct_object(node, deep=True)  # raises the usual error
-            return make(self.loader, node)
+            if tag not in _PLAIN_SCALARS:
+                return self.loader.construct_object(node, deep=True)  # other tags: the reference path
+            return self.scalars[tag](self.loader, node)
         key = id(node)
         known = self.done.get(key, _MISSING)
         if known is not _MISSING:
             return known
-        if key in self.building:
-            mark = node.start_mark
-            raise ConfigError("invalid YAML: an alias refers to a node that contains it (expected plain data)",
-                              Position(self.path, mark.line + 1, mark.column + 1))
         if cls is yaml.MappingNode and node.tag == _MAP:
-            self.building.add(key)
             data = self._mapping(node, key)
         elif cls is yaml.SequenceNode and node.tag == _SEQ:
-            self.building.add(key)
             data = PosList()
             mark = node.start_mark
             data.pos = Position(self.path, mark.line + 1, mark.column + 1)
@@ -255,7 +247,6 @@ class _Builder:
         else:
             data = self.loader.construct_object(node, deep=True)
             self.done[key] = data
-        self.building.discard(key)
         return data
 
     def _mapping(self, node: yaml.MappingNode, key: int) -> Any:

@@ -9,6 +9,10 @@ drift detection and infra classification exist for.
 ```yaml
 target: {kind: sim, latency_ms: 30, jitter_ms: 10, seed: 7, faults: ["hallucination:0.2"]}
 ```
+
+With `brain: llm` (and `base_url`, `model`, `api_key`) the same call flow reads the caller
+and words its replies through a live OpenAI-compatible model instead of its rules
+(`llm.py`); the booking book, knowledge and fault knobs stay as they are.
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ...spec import CaseSpec
 from ..base import CallContext, Conversation, Target, TargetConfig, register
 from .backend import parse_blocked
 from .conversation import SimConversation
+from ...httpclient import safe_endpoint
 from .faults import FAULTS, Faults, parse_fault, parse_faults
+from .llm import ModelSteps
 from .routes import FALLBACK, PRIMARY, PRIMARY_UPDATED
 
 __all__ = ["FAULTS", "Faults", "SimConfig", "SimTarget", "parse_fault", "parse_faults"]
@@ -46,6 +52,20 @@ class SimConfig(TargetConfig):
     faults: list[str] = Field(
         default_factory=list,
         description=f"fault knobs, 'name', 'name:value' or {{name: value}}; names: {', '.join(FAULTS)}")
+
+    brain: Literal["rules", "llm"] = Field(
+        default="rules", description="rules: offline and deterministic; llm: a live model reads and words each turn")
+    base_url: str | None = Field(default=None, description="brain: llm — the OpenAI-compatible API root")
+    model: str | None = Field(default=None, description="brain: llm — the model name")
+    api_key: SecretStr | None = Field(default=None, description="brain: llm — never written to reports or the store")
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _llm_needs_a_model(self) -> "SimConfig":
+        if self.brain == "llm" and (not self.base_url or not self.model):
+            raise ValueError("brain: llm needs base_url and model (an OpenAI-compatible endpoint)")
+        return self
 
     @field_validator("faults", mode="before")
     @classmethod
@@ -71,13 +91,35 @@ class SimTarget(Target):
     description = "embedded reference phone agent (Sakura Restaurant): offline, deterministic, with fault knobs"
     config: SimConfig
 
+    _steps: ModelSteps | None = None
+
     def describe(self) -> dict[str, Any]:
         c = self.config
         f = Faults.from_strings(c.faults)
         route = FALLBACK if f.primary_outage >= 1 else PRIMARY_UPDATED if f.model_update else PRIMARY
-        return {"kind": self.kind, "model": route.model, "seed": c.seed, "latency_ms": c.latency_ms,
-                "jitter_ms": c.jitter_ms, "language": c.language, "today": c.today.isoformat(),
-                "faults": list(c.faults)}
+        out = {"kind": self.kind, "model": route.model, "seed": c.seed, "latency_ms": c.latency_ms,
+               "jitter_ms": c.jitter_ms, "language": c.language, "today": c.today.isoformat(),
+               "faults": list(c.faults), "brain": c.brain}
+        if c.brain == "llm":
+            out.update(model=c.model, base_url=safe_endpoint(c.base_url or ""))
+        return out
+
+    def steps(self) -> ModelSteps | None:
+        """The live-model steps (`brain: llm`), made once and shared by every call."""
+        c = self.config
+        if c.brain != "llm":
+            return None
+        if self._steps is None:
+            self._steps = ModelSteps(c.base_url or "", c.model or "",
+                                     api_key=c.api_key.get_secret_value() if c.api_key else None,
+                                     temperature=c.temperature, timeout_s=c.limits.timeout_s, headers=c.headers,
+                                     max_connections=c.limits.concurrency * 2)
+        return self._steps
 
     async def open(self, case: CaseSpec, ctx: CallContext) -> Conversation:
-        return SimConversation(self.config, case, ctx)
+        return SimConversation(self.config, case, ctx, steps=self.steps())
+
+    async def aclose(self) -> None:
+        if self._steps is not None:
+            await self._steps.aclose()
+            self._steps = None

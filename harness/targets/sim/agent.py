@@ -25,6 +25,7 @@ _CANCEL_STEPS = {"booking_id", "confirm_cancel"}
 MAX_MISSES = 3  # misunderstandings in a row before a human takes over
 MAX_SILENCES = 3
 MAX_NOT_FOUND = 3
+MAX_REFUSED_ALTERNATIVES = 2  # offers turned down before a human looks for a table
 
 
 class CallFlow:
@@ -48,15 +49,17 @@ class CallFlow:
         self._missed = False
         self._silences = 0
         self._not_found = 0
+        self._refused_alts = 0
         self._accepted_full: tuple[str, str] | None = None  # a full slot the agent wrongly called free
 
     # --- entry points --------------------------------------------------------------------
-    def on_say(self, raw: str) -> list[Part]:
+    def on_say(self, raw: str, reading: Reading | None = None) -> list[Part]:
+        """The agent's answer to the caller's words; `reading` replaces the rules' reading (live model)."""
         text = normalize(raw or "")
         if self.lang is None:
             self.lang = detect_language(text)
         self._silences = 0
-        return self._counting(lambda: self._say(text))
+        return self._counting(lambda: self._say(text, reading))
 
     def on_dtmf(self, digits: str) -> list[Part]:
         self._silences = 0
@@ -87,10 +90,10 @@ class CallFlow:
             self._misses = 0
         return parts
 
-    def _say(self, text: str) -> list[Part]:
+    def _say(self, text: str, reading: Reading | None = None) -> list[Part]:
         if not text:
             return self._miss()
-        r = read(text, self.backend.today, expecting=self.pending)
+        r = reading if reading is not None else read(text, self.backend.today, expecting=self.pending)
         if r.emergency:
             return self._transfer("emergency")
         if r.anger:
@@ -154,6 +157,9 @@ class CallFlow:
                 if r.yes:
                     new["time"] = self.alt_time
                 elif r.no:
+                    self._refused_alts += 1
+                    if self._refused_alts >= MAX_REFUSED_ALTERNATIVES:
+                        return self._transfer("no_availability")
                     self.pending = "time"
                     return [Part("ask_time")]
             if step == "confirm_booking" and not new:

@@ -22,7 +22,8 @@ from .agent import CallFlow
 from .backend import Backend
 from .faults import Faults
 from .knowledge import load_knowledge
-from .nlu import detect_language, normalize
+from .llm import ModelAnswer, ModelSteps
+from .nlu import Reading, detect_language, normalize
 from .phrases import Part, render
 from .routes import Route, pick_route
 
@@ -43,9 +44,10 @@ def estimate_tokens(text: str) -> int:
 
 
 class SimConversation(Conversation):
-    def __init__(self, config: SimConfig, case: CaseSpec, ctx: CallContext):
+    def __init__(self, config: SimConfig, case: CaseSpec, ctx: CallContext, steps: ModelSteps | None = None):
         self.config = config
         self.ctx = ctx
+        self.steps = steps  # the live model (brain: llm), else None
         # a chaos case adds its own faults to the suite's (`faults:` on the case)
         self.faults = Faults.from_strings([*config.faults, *case.faults])
         # Faults and jitter draw from this; repeats of a case differ only through them.
@@ -89,26 +91,41 @@ class SimConversation(Conversation):
             return route
 
         route = await self.ctx.request(one_request, what="sim turn")
+        answers: list[ModelAnswer] = []
         if route is None:
             parts = self.flow.on_outage()
         elif kind == "silence":
             parts = self.flow.on_silence()
         elif kind == "dtmf":
             parts = self.flow.on_dtmf(caller or "")
+        elif self.steps is not None:
+            reading, answer = await self._understand(caller or "")
+            answers.append(answer)
+            parts = self.flow.on_say(caller or "", reading)
         else:
             parts = self.flow.on_say(caller or "")
         text = render(parts, self.flow.lang, route.style if route else 0, self.knowledge)
+        if self.steps is not None and route is not None and text:
+            answer = await self.ctx.request(lambda: self.steps.word(text, self.flow.lang), what="sim model: reply")
+            answers.append(answer)
+            text = answer.text
+            first_at = time.perf_counter()  # not streamed: the first words come with the whole reply
         end = time.perf_counter()
         said = caller if kind != "silence" else ""
-        tokens_in = self._history_tokens + estimate_tokens(said)
-        tokens_out = estimate_tokens(text)
-        self._history_tokens = tokens_in + tokens_out
+        if answers:  # the live model reports what it used
+            tokens_in = sum(a.tokens_in or 0 for a in answers)
+            tokens_out = sum(a.tokens_out or 0 for a in answers)
+        else:
+            tokens_in = self._history_tokens + estimate_tokens(said)
+            tokens_out = estimate_tokens(text)
+            self._history_tokens = tokens_in + tokens_out
+        live = answers[-1] if answers else None
         return AgentReply(
             text=text,
             first_token_ms=(first_at - start) * 1000,
             total_ms=(end - start) * 1000,
-            model=route.model if route else None,
-            fingerprint=route.fingerprint if route else None,
+            model=(live.model or self.config.model) if live else route.model if route else None,
+            fingerprint=live.fingerprint if live else route.fingerprint if route else None,
             route=route.name if route else "none",
             tokens_in=tokens_in,
             tokens_out=tokens_out,
@@ -117,6 +134,13 @@ class SimConversation(Conversation):
             ended=self.flow.ended,
             attempts=attempts,
         )
+
+    async def _understand(self, caller: str) -> tuple[Reading, ModelAnswer]:
+        assert self.steps is not None
+        steps, flow = self.steps, self.flow
+        return await self.ctx.request(
+            lambda: steps.understand(normalize(caller), expecting=flow.pending, today=flow.backend.today),
+            what="sim model: understand")
 
     def _delay_ms(self, route: Route | None) -> float:
         base = self.config.latency_ms + self.faults.latency_ms

@@ -255,6 +255,15 @@ PHRASES: dict[str, dict[str, tuple[str, str, str]]] = {
                "I couldn't locate the reservation, so I'll connect you with our staff.",
                "Booking not found. Transferring you to staff."),
     },
+    "transfer_no_availability": {
+        "ja": ("ご希望に沿えず申し訳ございません。担当者がお席をお探ししますので、おつなぎします。少々お待ちください。",
+               "あいにくご希望のお時間にお席がご用意できません。スタッフにおつなぎいたしますので、お待ちください。",
+               "空きがありません。担当者につなぎます。"),
+        "en": ("I'm sorry we couldn't find a time that suits you. Let me transfer you to a member of staff who can "
+               "look further. Please hold.",
+               "Sorry, nothing we have fits. I'll connect you with our staff to find you a table.",
+               "No suitable time. Transferring you to staff."),
+    },
     "transfer_outage": {
         "ja": ("申し訳ございません。ただいまシステムに障害が発生しております。担当者におつなぎしますので、少々お待ちください。",) * 3,
         "en": ("I'm sorry, our system is having trouble right now. I'll transfer you to a member of staff. "
