@@ -134,6 +134,17 @@ def prepare(suite_path: str, options: RunOptions):
     return suite, target, items
 
 
+def suite_store_url(suite) -> str | None:
+    """The suite's store URL, with a relative SQLite path read against the project root (like
+    every other path in a suite), so the history is the same from any working directory."""
+    url = suite.store.url
+    if url and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url[len("sqlite:///"):]
+        if rel and not rel.startswith(":memory:"):
+            return "sqlite:///" + os.path.join(suite.root, rel)
+    return url
+
+
 def run_suite(
     suite_path: str,
     options: RunOptions | None = None,
@@ -146,7 +157,7 @@ def run_suite(
 
     options = options or RunOptions()
     suite, target, items = prepare(suite_path, options)
-    store = Store.open(options.store_url or suite.store.url, root=suite.root)
+    store = Store.open(options.store_url or suite_store_url(suite), root=suite.root)
     try:
         if not options.lock:
             return _run(suite, target, items, store, options, console, on_result, ResultWriter)

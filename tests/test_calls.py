@@ -1,0 +1,193 @@
+"""The call driver (harness.calls): scripted turns, goal-driven callers, max_turns, replay, pace.
+
+Calls are played against the embedded sim agent and against small fake targets written
+on the public Target surface; the LLM caller talks to `tests/mock_openai.py`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from harness.calls import compile_call, pace, play_call, replay_case, script_from
+from harness.records import AgentReply, Outcome
+from harness.runner import Guard, WorkItem
+from harness.spec import CallerModelSpec, CaseSpec, Limits
+from harness.targets.base import CallContext, Conversation, Target, TargetConfig, create
+from tests.mock_openai import MockOpenAI
+
+
+def make_case(raw: dict[str, Any], language: str | None = None, model: CallerModelSpec | None = None) -> CaseSpec:
+    case = CaseSpec.model_validate(raw)
+    case._language = language  # what the loader fills in from the file
+    if case.caller is not None:
+        case.caller._model = model  # what the loader fills in from the suite
+    return case
+
+
+async def play(case: CaseSpec, target: Target | None = None, repeat_index: int = 0, **config: Any):
+    target = target or create({"kind": "sim", **config})
+    return await play_call(target, WorkItem(compile_call(case), repeat_index), Guard(Limits(retries=0)))
+
+
+def failing(checks) -> list[str]:
+    return [f"{c.name}: {c.reason}" for c in checks if not c.passed and not c.skipped]
+
+
+# --- scripted calls -------------------------------------------------------------------------
+
+async def test_scripted_call_with_silence_and_dtmf():
+    case = make_case({"id": "s-1", "turns": [
+        {"silence": 3, "expect": [{"contains": "もしもし"}]},
+        {"dtmf": "2", "expect": [{"intent": "cancellation"}]},
+        {"dtmf": "1003", "expect": [{"contains": "佐藤様"}]},
+        {"caller": "はい", "expect": [{"contains": "キャンセル"}]},
+    ], "outcome": {"cancelled": "B1003", "ended_by": "caller", "turns": 4}}, "ja")
+    transcript, checks = await play(case)
+    assert failing(checks) == []
+    kinds = [(t.kind, t.caller) for t in transcript.turns]
+    assert kinds == [("greeting", None), ("silence", None), ("dtmf", "2"), ("dtmf", "1003"), ("say", "はい")]
+    assert transcript.outcome.pace["turns"] == 4 and "p95_turn_ms" in transcript.outcome.pace
+
+
+async def test_turns_after_the_agent_ended_the_call_fail_and_ended_by_is_agent():
+    case = make_case({"id": "s-2", "turns": [
+        {"caller": "救急です、友人が倒れました"},
+        {"caller": "もしもし", "expect": [{"contains": "もしもし"}]},
+    ], "outcome": {"ended_by": "caller"}}, "ja")
+    transcript, checks = await play(case)
+    reasons = failing(checks)
+    assert any("turn 2 never happened" in r for r in reasons)
+    assert any(r.startswith("ended_by: expected the call to be ended by caller; ended by \"agent\"") for r in reasons)
+    assert transcript.outcome.ended_by == "agent" and transcript.outcome.transfer_reason == "emergency"
+
+
+# --- goal-driven callers ---------------------------------------------------------------------
+
+async def test_goal_driven_reservation_answers_in_the_agents_order():
+    case = make_case({"id": "g-1", "caller": {"goal": "reservation", "facts": {
+        "date": "2026-11-28", "time": "19:00", "party_size": 2, "name": "高橋"}},
+        "outcome": {"slots": {"time": "19:30"}, "booking_exists": True, "ended_by": "caller"}}, "ja")
+    transcript, checks = await play(case)
+    assert failing(checks) == []
+    said = [t.caller for t in transcript.turns if t.index >= 1]
+    assert said[0] == "予約をお願いしたいのですが。" and "はい、その時間でお願いします。" in said
+    assert said[-1].startswith("いいえ、以上です")
+    assert transcript.outcome.side_effects["booking"]["time"] == "19:30"
+
+
+async def test_facts_the_agent_never_asks_for_do_not_stop_the_call_from_ending():
+    case = make_case({"id": "g-2", "caller": {"goal": "question", "question": "What are your opening hours?",
+                                              "facts": {"phone": "090-1111-2222", "booking_id": "B1001",
+                                                        "party_size": 3}, "max_turns": 6}}, "en")
+    transcript, checks = await play(case)
+    assert failing(checks) == []
+    assert transcript.outcome.ended_by == "caller" and len(transcript.turns) == 3  # greeting, question, goodbye
+
+
+class Parrot(Target):
+    """An agent stuck in a loop: it asks for the time, whatever the caller says."""
+
+    kind = "parrot"
+    config_model = TargetConfig
+
+    def __init__(self):
+        super().__init__(TargetConfig(kind="parrot"))
+
+    async def open(self, case: CaseSpec, ctx: CallContext) -> Conversation:
+        class Conv(Conversation):
+            async def reply(self, caller: str, *, kind: str = "say") -> AgentReply:
+                return AgentReply(text="What time would you like?", total_ms=5.0, first_token_ms=1.0)
+
+            async def close(self) -> Outcome:
+                return Outcome(intent="reservation")
+
+        return Conv()
+
+
+async def test_a_looping_call_is_stopped_by_max_turns_with_a_clear_reason():
+    case = make_case({"id": "loop", "caller": {"goal": "reservation", "facts": {"time": "19:00"}, "max_turns": 5}},
+                     "en")
+    transcript, checks = await play(case, Parrot())
+    assert len([t for t in transcript.turns if t.index >= 1]) == 5
+    assert transcript.outcome.ended_by == "max_turns"
+    (stop,) = [c for c in checks if c.name == "max_turns"]
+    assert not stop.passed
+    assert stop.reason == ('stopped after max_turns=5 caller turns: the caller did not reach its goal (reservation); '
+                           'the agent last said "What time would you like?"')
+
+
+async def test_a_case_that_expects_the_max_turns_stop_is_judged_by_its_ended_by():
+    case = make_case({"id": "loop2", "caller": {"goal": "reservation", "max_turns": 2},
+                      "outcome": {"ended_by": "max_turns", "turns": 2}}, "en")
+    _, checks = await play(case, Parrot())
+    assert failing(checks) == []
+
+
+# --- replay ------------------------------------------------------------------------------------
+
+def fickle_caller():
+    """An LLM caller that words things differently each call: only a recording can replay it."""
+    counter = itertools.count()
+
+    def reply(messages) -> str:
+        heard = messages[-1]["content"].lower()
+        n = next(counter)
+        if "booking number" in heard or "予約番号" in heard:
+            return "Booking B1002" if n % 2 else "it is B1002"
+        if "cancel it" in heard:
+            return "yes please"
+        if "cancelled" in heard:
+            return "thanks, bye [END]"
+        return ["I need to cancel my booking", "cancel a reservation please"][n % 2]
+
+    return reply
+
+
+async def test_replay_of_a_recorded_llm_caller_reproduces_the_call_exactly():
+    with MockOpenAI(reply=fickle_caller()) as mock:
+        model = CallerModelSpec(brain="llm", base_url=mock.base_url, model="caller")
+        case = make_case({"id": "r-1", "caller": {"goal": "cancellation", "facts": {"booking_id": "B1002"},
+                                                  "brain": "llm"},
+                          "outcome": {"cancelled": "B1002"}}, "en", model)
+        recorded, checks = await play(case, latency_ms=1, jitter_ms=3, seed=5, faults=["primary_outage:0.5"])
+        asked = mock.requests
+    assert failing(checks) == [] and asked >= 4
+    # the mock is gone: the replay needs no model
+    replay = replay_case(case, recorded)
+    assert replay.caller is None and [t.caller for t in replay.turns] == [t.caller for t in recorded.turns[1:]]
+    again, checks2 = await play(replay, latency_ms=1, jitter_ms=3, seed=5, faults=["primary_outage:0.5"])
+    assert failing(checks2) == []
+
+    def shape(tr):
+        return [(t.index, t.kind, t.caller, t.reply.text, t.reply.route, t.reply.state, t.reply.ended)
+                for t in tr.turns]
+
+    assert shape(again) == shape(recorded)
+    a, b = again.outcome, recorded.outcome
+    assert (a.intent, a.slots, a.transferred, a.ended_by, a.side_effects) == (
+        b.intent, b.slots, b.transferred, b.ended_by, b.side_effects)
+
+
+def test_script_from_keeps_kinds():
+    case = make_case({"id": "k", "turns": [{"silence": 2}, {"dtmf": "0"}]}, "en")
+    from harness.records import Transcript, Turn
+
+    tr = Transcript(turns=[Turn(0, None, AgentReply("hi"), "greeting"), Turn(1, None, AgentReply("hello?"), "silence"),
+                           Turn(2, "0", AgentReply("ok"), "dtmf")])
+    turns = script_from(tr)
+    assert turns[0].silence == 0 and turns[1].dtmf == "0"
+    assert replay_case(case, tr).turns[1].dtmf == "0"
+
+
+def test_pace_skips_the_greeting_and_unanswered_turns():
+    from harness.records import Transcript, Turn
+
+    replies = [AgentReply("g", total_ms=0.0, attempts=0)] + [AgentReply("x", total_ms=ms) for ms in (100, 200, 300, 400)]
+    replies.append(AgentReply("", total_ms=0.0, attempts=0, ended=True))
+    tr = Transcript(turns=[Turn(i, "c", r) for i, r in enumerate(replies)])
+    p = pace(tr)
+    assert p["turns"] == 5 and p["p50_turn_ms"] == 250.0 and p["max_turn_ms"] == 400.0 and p["slowest_turn"] == 4
+    assert p["p95_turn_ms"] == pytest.approx(385.0)
