@@ -422,6 +422,24 @@ class NotifySpec(Strict):
     redact: list[str] = Field(default_factory=list, description="extra regex patterns masked before sending")
     fail_on_error: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_destinations_are_off(cls, data: Any) -> Any:
+        """`webhook_url: "${SLACK_WEBHOOK_URL:-}"` with the variable unset turns Slack off, so one
+        suite file serves machines with and without the secrets."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        slack = out.get("slack")
+        if isinstance(slack, dict) and not slack.get("webhook_url") and not slack.get("token"):
+            out.pop("slack")
+        dd = out.get("datadog")
+        if isinstance(dd, dict) and "api_key" in dd and not dd.get("api_key"):
+            out.pop("datadog")
+        if out.get("report_url") == "":
+            out["report_url"] = None
+        return out
+
     @field_validator("redact")
     @classmethod
     def _valid_patterns(cls, v: list[str]) -> list[str]:
