@@ -12,6 +12,7 @@ from ..spec import CaseSpec, Suite
 from ._calls import apply_suite
 from ._golden import golden_file_errors, raise_errors
 from ._suite import suite_position_of
+from ._yaml import gc_paused
 
 
 def display_path(path: str) -> str:
@@ -78,7 +79,8 @@ def load_cases(
     (`rsv-*`). A selection that leaves no case is an error, not an empty green run.
     Raises ConfigError (or ConfigErrors for several independent mistakes).
     """
-    cases, errors = all_cases(suite)
+    with gc_paused():  # thousands of cases: see gc_paused
+        cases, errors = all_cases(suite)
     raise_errors(errors)
     sel = suite.select
     filters = [

@@ -17,9 +17,11 @@ Duplicate keys in one mapping are an error instead of silently keeping the last 
 
 from __future__ import annotations
 
+import gc
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -282,15 +284,34 @@ class _Builder:
 _MISSING = object()
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a golden set is built.
+
+    Loading makes hundreds of thousands of small objects that all stay alive, and every one
+    of them makes the collector walk the growing heap again: for 10,000 cases that walking
+    took three quarters of the load time. Loading makes almost no cyclic garbage, so nothing
+    is lost by collecting once at the end instead (the collector resumes by itself).
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 def parse_yaml(text: str, path: str) -> Any:
     """Parse one YAML document from `text`; errors are one-line ConfigErrors at a position."""
     loader = PositionLoader(text)
     loader.path = path
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        return _Builder(loader).build(node)
+        with gc_paused():
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            return _Builder(loader).build(node)
     except yaml.YAMLError as e:
         raise _yaml_error(e, path, text) from None
     except RecursionError:

@@ -19,7 +19,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Column, Connection, Engine, String, Text, delete, insert, inspect, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Double,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    inspect,
+    select,
+)
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import ConfigError, HarnessError
@@ -41,10 +57,90 @@ def _v2_run_group_and_message(conn: Connection) -> None:
     schema.runs_suite_started.create(conn, checkfirst=True)
 
 
+def _v3_feature_table_layouts() -> list[Table]:
+    """The five feature tables exactly as v3 made them (frozen; see the module docstring).
+
+    Before v3, notify, analysis, locks and scheduling each created its table itself on
+    first use, with this same layout.
+    """
+    md = MetaData()
+    return [
+        Table(
+            "pending_deliveries", md,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("run_id", String(128), nullable=False, index=True),
+            Column("destination", String(64), nullable=False),
+            Column("payload", JSON, nullable=False),
+            Column("created_at", Double, nullable=False),
+            Column("attempts", Integer, nullable=False),
+            Column("last_error", Text),
+        ),
+        Table(
+            "baselines", md,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("suite", String(200), nullable=False, index=True),
+            Column("run_id", String(128), nullable=False),
+            Column("accepted_at", Double, nullable=False),
+            Column("accepted_by", String(200)),
+            Column("note", Text),
+            Column("git_sha", String(64)),
+            Column("model", String(200)),
+            Column("run_started", Double, nullable=False),
+            Column("serving", JSON, nullable=False),
+        ),
+        Table(
+            "baseline_cases", md,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("baseline_id", Integer, ForeignKey("baselines.id", ondelete="CASCADE"), nullable=False, index=True),
+            Column("case_id", String(200), nullable=False),
+            Column("topic", String(100), nullable=False),
+            Column("data", JSON, nullable=False),
+        ),
+        Table(
+            "suite_locks", md,
+            Column("name", String(255), primary_key=True),
+            Column("owner", String(200), nullable=False),
+            Column("host", String(200), nullable=False),
+            Column("pid", Integer, nullable=False),
+            Column("run_id", String(128)),
+            Column("acquired", Double, nullable=False),
+            Column("heartbeat", Double, nullable=False),
+        ),
+        Table(
+            "schedule_state", md,
+            Column("suite", String(200), primary_key=True),
+            Column("last_fire", Double, nullable=False),
+            Column("run_id", String(128)),
+        ),
+    ]
+
+
+def _v3_feature_tables(conn: Connection) -> None:
+    """v3: the store owns the feature tables. Each is created only if missing, because a
+    store used by the older on-first-use code already has some of them, with this layout.
+
+    A same-named table that lacks one of the columns was not made by harness: say so
+    instead of writing into it.
+    """
+    for table in _v3_feature_table_layouts():  # parents before children (baselines first)
+        table.create(conn, checkfirst=True)
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+        have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in have]
+        if missing:
+            raise HarnessError(
+                f"store table {table.name} exists but lacks column(s) {', '.join(missing)}; "
+                "it was not created by harness"
+            )
+
+
 # (version, what it does, step) in ascending order; the last version is SCHEMA_VERSION.
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "create all tables", _v1_create_all),
     (2, "runs.group, runs.message, index runs(suite, started)", _v2_run_group_and_message),
+    (3, "feature tables: pending_deliveries, baselines, baseline_cases, suite_locks, schedule_state",
+     _v3_feature_tables),
 ]
 
 

@@ -7,6 +7,11 @@ columns for nested data, DOUBLE for epoch seconds so sub-millisecond precision s
 
 These definitions are always the *latest* layout. `migrations.py` upgrades older stores
 to it; when a column is added here, a migration step must be added there too.
+
+Every table the history database holds is defined here, including those of features
+downstream of the store (notify, analysis, locks, scheduling): one owner means one
+version number and one upgrade path, instead of each feature creating its own table on
+first use. Those modules import their table from here and keep their own queries.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from sqlalchemy import (
 )
 
 # Bump together with a new step in migrations.MIGRATIONS.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -87,4 +92,72 @@ results = Table(
     Column("transcript", JSON),
     # a result written twice (a retried batch, a resumed run) replaces itself, never doubles
     UniqueConstraint("run_id", "case_id", "repeat_index", name="uq_results_run_case_repeat"),
+)
+
+
+# ---------------------------------------------------------------- feature tables (v3)
+# Until v3 each of these was created by its own module on first use; same layout.
+
+# Notify: deliveries that did not get through, kept until they do (harness.notify.pending).
+pending_deliveries = Table(
+    "pending_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(128), nullable=False, index=True),
+    Column("destination", String(64), nullable=False),  # slack, datadog metrics, datadog event, …
+    Column("payload", JSON, nullable=False),  # redacted; no URL, token or key
+    Column("created_at", Double, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),  # one line, secrets scrubbed
+)
+
+# Analysis: accepted baselines, which outlive the run rows they were copied from
+# (harness.analysis.baseline).
+baselines = Table(
+    "baselines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("suite", String(200), nullable=False, index=True),
+    Column("run_id", String(128), nullable=False),
+    Column("accepted_at", Double, nullable=False),
+    Column("accepted_by", String(200)),
+    Column("note", Text),
+    Column("git_sha", String(64)),
+    Column("model", String(200)),
+    Column("run_started", Double, nullable=False),
+    # [[route, model, fingerprint, replies], ...] over the whole run
+    Column("serving", JSON, nullable=False),
+)
+
+baseline_cases = Table(
+    "baseline_cases",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("baseline_id", Integer, ForeignKey("baselines.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("case_id", String(200), nullable=False),
+    Column("topic", String(100), nullable=False),
+    Column("data", JSON, nullable=False),  # CaseObs.to_dict(): statuses, answers, scores, turn_ms, serving
+)
+
+# One row per suite being run right now, so a suite never runs twice at once (harness.locks).
+suite_locks = Table(
+    "suite_locks",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("owner", String(200), nullable=False),  # host:pid:random, unique per holder
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("run_id", String(128)),
+    Column("acquired", Double, nullable=False),
+    Column("heartbeat", Double, nullable=False),
+)
+
+# When the daemon last fired each suite, so a restarted daemon sees missed fires
+# (harness.scheduling.state).
+schedule_state = Table(
+    "schedule_state",
+    metadata,
+    Column("suite", String(200), primary_key=True),
+    Column("last_fire", Double, nullable=False),  # epoch seconds
+    Column("run_id", String(128)),
 )
