@@ -17,7 +17,7 @@ import asyncio
 import math
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
-from .checks import CompiledCheck, Subject, compile_check
+from .checks import CompiledCheck, Subject
 from .records import AgentReply, CheckResult, Outcome, Transcript, Turn
 from .spec import CaseSpec, CheckSpec, TurnCount, TurnSpec
 from .targets.base import CallContext, Conversation, Target
@@ -76,13 +76,10 @@ def call_check_specs(case: CaseSpec) -> list[CheckSpec]:
 
 
 def compile_call(case: CaseSpec, default_repeat: int = 1) -> "CompiledCase":
-    """Compile a case with every outcome and budget check (what `runner.compile_case` builds)."""
-    from .runner import CompiledCase
+    """Compile a case with every outcome and budget check (the runner's `compile_case`)."""
+    from .runner import compile_case
 
-    turn_checks = [[compile_check(s, scope="turn") for s in t.expect] for t in case.call_turns]
-    specs = [*case.call_expect, *call_check_specs(case)]
-    return CompiledCase(case, turn_checks, [compile_check(s, scope="call") for s in specs],
-                        case.repeat or default_repeat)
+    return compile_case(case, default_repeat)
 
 
 # --- one call ---------------------------------------------------------------------------
@@ -175,7 +172,8 @@ async def play_call(
 
 
 async def _play_script(conv: Conversation, call: _Call, cc: "CompiledCase") -> None:
-    for n, (spec, turn_checks) in enumerate(zip(cc.case.call_turns, cc.turn_checks), start=1):
+    turns = getattr(cc, "turns", None) or cc.case.call_turns  # compile_case works the turns out once
+    for n, (spec, turn_checks) in enumerate(zip(turns, cc.turn_checks), start=1):
         if call.ended_at is not None:
             call.never_happened(n, turn_checks)
             continue

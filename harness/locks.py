@@ -9,6 +9,9 @@ host a dead process id frees it at once.
 Every statement is a single INSERT, UPDATE or DELETE with its condition in the WHERE
 clause, so taking a lock is atomic on SQLite and PostgreSQL alike without a read-then-write
 race (and without SQLite's lock-upgrade deadlock).
+
+The table, `suite_locks`, is defined in `harness.store.schema` and created by the store's
+migrations: pass the engine of a store opened with `Store.open`.
 """
 
 from __future__ import annotations
@@ -20,30 +23,13 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Double, Engine, Integer, MetaData, String, Table, delete, insert, inspect, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .errors import ExitCode, HarnessError
+from .store.schema import suite_locks
 
 DEFAULT_STALE_AFTER_S = 600.0
-
-_metadata = MetaData()
-
-# Not in the store's migrations yet: created on first use (checkfirst), harmless to repeat.
-suite_locks = Table(
-    "suite_locks",
-    _metadata,
-    Column("name", String(255), primary_key=True),
-    Column("owner", String(200), nullable=False),  # host:pid:random, unique per holder
-    Column("host", String(200), nullable=False),
-    Column("pid", Integer, nullable=False),
-    Column("run_id", String(128)),
-    Column("acquired", Double, nullable=False),
-    Column("heartbeat", Double, nullable=False),
-)
-
-_created: set[int] = set()
-_created_lock = threading.Lock()
 
 
 class LockHeld(HarnessError):
@@ -70,29 +56,6 @@ class LockInfo:
     heartbeat: float
 
 
-def create_table_once(engine: Engine, table: Table) -> None:
-    """CREATE TABLE if missing, safe when several processes race to do it first.
-
-    `checkfirst` alone is not: two processes can both see no table, and on PostgreSQL the
-    loser's CREATE fails. If the CREATE fails but the table is there, someone else won.
-    """
-    try:
-        table.create(engine, checkfirst=True)
-    except SQLAlchemyError:
-        if not inspect(engine).has_table(table.name):
-            raise
-
-
-def ensure_table(engine: Engine) -> None:
-    """Create `suite_locks` if it is missing (once per engine per process)."""
-    key = id(engine)
-    with _created_lock:
-        if key in _created:
-            return
-        create_table_once(engine, suite_locks)
-        _created.add(key)
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -105,7 +68,6 @@ def _pid_alive(pid: int) -> bool:
 
 def holder(engine: Engine, name: str) -> LockInfo | None:
     """Who holds the lock `name` right now (None if nobody)."""
-    ensure_table(engine)
     with engine.connect() as conn:
         row = conn.execute(select(suite_locks).where(suite_locks.c.name == name)).first()
     return LockInfo(**row._asdict()) if row else None
@@ -152,7 +114,6 @@ class SuiteLock:
 
     def try_acquire(self) -> LockInfo | None:
         """Take the lock if it is free or stale; return None on success, else the holder."""
-        ensure_table(self.engine)
         now = time.time()
         row = {"name": self.name, "owner": self.owner, "host": self.host, "pid": self.pid,
                "run_id": self.run_id, "acquired": now, "heartbeat": now}

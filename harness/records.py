@@ -7,10 +7,41 @@ reporter serialise them with `to_dict()`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 Status = Literal["passed", "failed", "error", "not_run"]
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def asdict(obj: Any) -> dict[str, Any]:
+    """`dataclasses.asdict`, same result, without its per-value deepcopy of plain scalars.
+
+    The store and the analysis turn every result into dicts; the standard version spent
+    about 0.2 ms per result on a one-turn case, most of it copying strings and numbers.
+    """
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in fields(obj))
+    return {name: _copy(getattr(obj, name)) for name in names}
+
+
+def _copy(v: Any) -> Any:
+    t = type(v)
+    if t in _SCALARS:
+        return v
+    if t is dict or isinstance(v, dict):
+        return t((_copy(k), _copy(x)) for k, x in v.items())
+    if t is list or isinstance(v, list):
+        return t(_copy(x) for x in v)
+    if is_dataclass(v) and not isinstance(v, type):
+        return asdict(v)
+    if isinstance(v, tuple):
+        return t(*[_copy(x) for x in v]) if hasattr(v, "_fields") else t(_copy(x) for x in v)
+    return copy.deepcopy(v)
 
 
 @dataclass(slots=True)

@@ -22,8 +22,9 @@ from typing import Any, Awaitable, Callable, Iterable, TypeVar
 from .checks import CompiledCheck, Subject, compile_check
 from .errors import InfraError, TargetUnreachable
 from .records import CaseResult, CheckResult, Transcript, Turn
-from .spec import CaseSpec, CheckSpec, Limits
+from .spec import CaseSpec, CheckSpec, Limits, TurnSpec
 from .targets.base import CallContext, Target
+from .calls import call_check_specs, play_call  # the caller's side of a call: scripted or goal-driven
 
 T = TypeVar("T")
 
@@ -37,35 +38,32 @@ BREAKER_KINDS = frozenset({"connection", "timeout"})
 
 @dataclass
 class CompiledCase:
-    """A case with its checks compiled once, shared by all its repeats."""
+    """A case with its checks compiled once, shared by all its repeats.
+
+    What every call reads of the case (its turns, topic, tags, source line) is worked out
+    here once too: on the pydantic model those are properties that build new objects.
+    """
 
     case: CaseSpec
     turn_checks: list[list[CompiledCheck]]
     call_checks: list[CompiledCheck]
     repeat: int
+    turns: list[TurnSpec] = field(default_factory=list)
+    topic: str = ""
+    tags: tuple[str, ...] = ()
+    source: str = ""
 
 
 def compile_case(case: CaseSpec, default_repeat: int = 1) -> CompiledCase:
     """Compile a case's checks; `outcome` and `budgets` become ordinary call-level checks."""
-    turn_checks = [[compile_check(s, scope="turn") for s in t.expect] for t in case.call_turns]
-    call_specs: list[CheckSpec] = list(case.call_expect)
+    turns = case.call_turns
+    turn_checks = [[compile_check(s, scope="turn") for s in t.expect] for t in turns]
+    call_specs: list[CheckSpec] = [*case.call_expect, *call_check_specs(case)]  # outcome + budgets (harness.calls)
     src = case.source
-    if case.outcome is not None:
-        o = case.outcome
-        if o.intent is not None:
-            call_specs.append(CheckSpec(name="intent", arg=o.intent, pos=src, name_pos=src))
-        if o.slots is not None:
-            call_specs.append(CheckSpec(name="slots", arg=o.slots, pos=src, name_pos=src))
-        if o.transferred is not None:
-            call_specs.append(CheckSpec(name="transferred", arg=o.transferred, pos=src, name_pos=src))
-    if case.budgets is not None:
-        b = case.budgets
-        if b.first_token_ms is not None:
-            call_specs.append(CheckSpec(name="max_first_token_ms", arg=b.first_token_ms, pos=src, name_pos=src))
-        if b.turn_ms is not None:
-            call_specs.append(CheckSpec(name="max_turn_ms", arg=b.turn_ms, pos=src, name_pos=src))
     call_checks = [compile_check(s, scope="call") for s in call_specs]
-    return CompiledCase(case, turn_checks, call_checks, case.repeat or default_repeat)
+    return CompiledCase(case, turn_checks, call_checks, case.repeat or default_repeat, turns=turns,
+                        topic=case.resolved_topic, tags=tuple(case.resolved_tags),
+                        source=f"{src.path}:{src.line}")
 
 
 @dataclass(frozen=True)
@@ -199,70 +197,7 @@ class _Context(CallContext):
 # --- one call ------------------------------------------------------------------------
 
 
-async def play_call(
-    target: Target, item: WorkItem, guard: Guard, extras: dict[str, Any] | None = None
-) -> tuple[Transcript, list[CheckResult]]:
-    """Play the scripted caller turns, checking each reply as it arrives.
-
-    Checks that need an LLM (judges) are deferred to the end of the call and run together,
-    after the exact checks; with `judge_when: exact_passed` they are skipped when an exact
-    check already failed, which is where most of a run's judge spend would go to waste.
-    """
-    extras = extras or {}
-    deferred: list[tuple[CompiledCheck, Subject]] = []
-    cc = item.compiled
-    case = cc.case
-    ctx = _Context(guard, case, item.repeat_index)
-    conv = await target.open(case, ctx)
-    transcript = Transcript()
-    checks: list[CheckResult] = []
-    greeting = await conv.greet()
-    if greeting is not None:
-        transcript.turns.append(Turn(0, None, greeting, kind="greeting"))
-    ended_at: int | None = None
-    for n, (spec, turn_checks) in enumerate(zip(case.call_turns, cc.turn_checks), start=1):
-        if ended_at is not None:
-            for c in turn_checks:
-                checks.append(CheckResult(name=c.display_name, passed=False, score=0.0, turn=n,
-                                          reason=f"the agent ended the call at turn {ended_at}; turn {n} never happened",
-                                          args=c.args, weight=c.spec.weight))
-            continue
-        if spec.caller is not None:
-            text, kind = spec.caller, "say"
-        elif spec.dtmf is not None:
-            text, kind = spec.dtmf, "dtmf"
-        else:
-            text, kind = "", "silence"
-        reply = await conv.reply(text, kind=kind)
-        turn = Turn(n, text if kind != "silence" else None, reply, kind=kind)
-        transcript.turns.append(turn)
-        subject = Subject(text=reply.text, transcript=transcript, case=case, turn=turn, extras=extras)
-        for c in turn_checks:
-            if c.info.needs_llm:
-                deferred.append((c, subject))
-            else:
-                checks.append(await c.run(subject))
-        if reply.ended:
-            ended_at = n
-    transcript.outcome = await conv.close()
-    if cc.call_checks:
-        whole = "\n".join(t.reply.text for t in transcript.turns)
-        subject = Subject(text=whole, transcript=transcript, case=case, extras=extras)
-        for c in cc.call_checks:
-            if c.info.needs_llm:
-                deferred.append((c, subject))
-            else:
-                checks.append(await c.run(subject))
-    if deferred:
-        if extras.get("judge_when", "always") == "exact_passed" and not all(c.passed for c in checks):
-            for c, subject in deferred:
-                turn = subject.turn.index if subject.turn is not None else None
-                checks.append(CheckResult(name=c.display_name, passed=False, score=0.0, turn=turn, skipped=True,
-                                          reason="skipped: an exact check already failed", args=c.args,
-                                          weight=c.spec.weight))
-        else:
-            checks.extend(await asyncio.gather(*(c.run(s) for c, s in deferred)))
-    return transcript, checks
+# One call (scripted or goal-driven) is played by `harness.calls.play_call`, imported above.
 
 
 def _status(checks: list[CheckResult]) -> str:
@@ -300,11 +235,14 @@ class Runner:
         self.on_result(result)
 
     async def _one(self, item: WorkItem) -> CaseResult:
-        case = item.compiled.case
+        cc = item.compiled
+        case = cc.case
         started = time.time()
         t0 = time.perf_counter()
-        base = dict(case_id=case.id, topic=case.resolved_topic, tags=list(case.resolved_tags),
-                    repeat_index=item.repeat_index, started=started, source=f"{case.source.path}:{case.source.line}")
+        # a CompiledCase built by hand (not by compile_case) may lack the worked-out fields
+        base = dict(case_id=case.id, topic=cc.topic or case.resolved_topic, tags=list(cc.tags or case.resolved_tags),
+                    repeat_index=item.repeat_index, started=started,
+                    source=cc.source or f"{case.source.path}:{case.source.line}")
         timeout = case.timeout_s or self.limits.case_timeout_s
         try:
             async with asyncio.timeout(timeout):

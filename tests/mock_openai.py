@@ -230,9 +230,6 @@ class MockOpenAI:
 
     async def _stream(self, request: web.Request, text: str, usage: dict[str, int], model: str, created: int,
                       behaviour: str, body: dict[str, Any]) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        resp.enable_chunked_encoding()
-        await resp.prepare(request)
         head = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": created, "model": model,
                 "system_fingerprint": self.fingerprint}
 
@@ -242,6 +239,15 @@ class MockOpenAI:
         pieces = _split(text)
         first = event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
         first += b": keep-alive\n\n" + event([{"index": 0, "delta": {"content": pieces[0]}, "finish_reason": None}])
+        if behaviour == "ok" and not self.chunk_delay_ms:
+            # Nothing to wait for between the pieces: one chunked write (the same bytes on the
+            # wire as several), so the benchmark's server costs half the CPU per request.
+            resp = web.Response(body=first + self._rest(pieces, event, body, usage), headers=_SSE_HEADERS)
+            resp.enable_chunked_encoding()
+            return resp
+        resp = web.StreamResponse(headers=_SSE_HEADERS)
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
         await resp.write(first)
         if behaviour == "malformed_json":
             await resp.write(b"data: {\"choices\": [{\"delta\": \n\n")
@@ -251,14 +257,18 @@ class MockOpenAI:
             return await self._drop(request, resp)
         if self.chunk_delay_ms:
             await asyncio.sleep(self.chunk_delay_ms / 1000)
+        await resp.write(self._rest(pieces, event, body, usage))
+        await resp.write_eof()
+        return resp
+
+    @staticmethod
+    def _rest(pieces: list[str], event: Callable[..., bytes], body: dict[str, Any], usage: dict[str, int]) -> bytes:
+        """The stream after its first token: the other pieces, the finish, usage and [DONE]."""
         rest = b"".join(event([{"index": 0, "delta": {"content": p}, "finish_reason": None}]) for p in pieces[1:])
         rest += event([{"index": 0, "delta": {}, "finish_reason": "stop"}])
         if (body.get("stream_options") or {}).get("include_usage"):
             rest += event([], usage=usage)
-        rest += b"data: [DONE]\n\n"
-        await resp.write(rest)
-        await resp.write_eof()
-        return resp
+        return rest + b"data: [DONE]\n\n"
 
     async def _drop(self, request: web.Request, resp: web.StreamResponse | None = None) -> web.StreamResponse:
         """Close the socket without finishing the answer, as a crashed upstream does."""
@@ -278,6 +288,9 @@ class MockOpenAI:
                 if needle in last_user:
                     return answer
         return f"You said: {last_user}"
+
+
+_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
 
 def _split(text: str) -> list[str]:

@@ -191,3 +191,93 @@ def test_pace_skips_the_greeting_and_unanswered_turns():
     p = pace(tr)
     assert p["turns"] == 5 and p["p50_turn_ms"] == 250.0 and p["max_turn_ms"] == 400.0 and p["slowest_turn"] == 4
     assert p["p95_turn_ms"] == pytest.approx(385.0)
+
+
+# --- bad call scripts are found at validation time ------------------------------------------
+
+from harness.errors import ConfigError, ConfigErrors  # noqa: E402
+from harness.loading import load_golden_file  # noqa: E402
+
+
+def golden_errors(tmp_path, body: str) -> list[str]:
+    path = tmp_path / "calls.yaml"
+    path.write_text("topic: reservation\ncases:\n" + body, encoding="utf-8")
+    with pytest.raises((ConfigError, ConfigErrors)) as e:
+        load_golden_file(str(path))
+    return [line.replace(str(path), "F") for line in str(e.value).splitlines()]
+
+
+def test_unknown_slot_names_in_facts_and_slots_are_positioned(tmp_path):
+    errors = golden_errors(tmp_path, (
+        "  - id: a\n"
+        "    caller:\n"
+        "      goal: reservation\n"
+        "      facts: {party: 4, name: 山田}\n"
+        "    outcome:\n"
+        "      slots: {tme: '19:00'}\n"
+    ))
+    assert errors[0].startswith("F:6:15: facts: unknown slot name 'party' (expected one of: date, time, party_size")
+    assert errors[0].endswith("did you mean 'party_size'?)")
+    assert errors[1].startswith("F:8:15: outcome.slots: unknown slot name 'tme'")
+
+
+def test_a_file_may_name_its_own_slots(tmp_path):
+    path = tmp_path / "clinic.yaml"
+    path.write_text("topic: clinic\nslots: [doctor]\ncases:\n  - id: a\n    caller:\n      goal: reservation\n"
+                    "      facts: {doctor: 佐藤先生}\n", encoding="utf-8")
+    assert load_golden_file(str(path)).cases[0].caller.facts == {"doctor": "佐藤先生"}
+
+
+def test_dtmf_letters_and_zero_max_turns_are_positioned(tmp_path):
+    errors = golden_errors(tmp_path, (
+        "  - id: a\n"
+        "    turns:\n"
+        "      - dtmf: 'xyz'\n"
+        "  - id: b\n"
+        "    caller: {goal: reservation, max_turns: 0}\n"
+    ))
+    assert errors == [
+        "F:5:15: dtmf: 'xyz' is not valid (expected keypad keys: digits 0-9, *, # and A-D)",
+        "F:7:44: max_turns: 0 is out of range (expected at least 1)",
+    ]
+
+
+def test_slots_check_names_and_case_faults_are_checked(tmp_path):
+    errors = golden_errors(tmp_path, (
+        "  - id: a\n"
+        "    faults: [primary_outag]\n"
+        "    turns:\n"
+        "      - caller: hi\n"
+        "        expect:\n"
+        "          - slots: {partysize: 4}\n"
+    ))
+    assert errors == [
+        "F:4:14: faults: unknown sim fault 'primary_outag' (expected one of: latency, primary_outage, full_outage, "
+        "rate_limit, server_error, model_update, hallucination; did you mean 'primary_outage'?)",
+        "F:8:21: slots: unknown slot name 'partysize' (expected one of: date, time, party_size, name, phone, "
+        "booking_id, or a name the file lists under `slots:`; did you mean 'party_size'?)",
+    ]
+
+
+def test_a_caller_needs_a_question_and_cannot_come_with_turns(tmp_path):
+    errors = golden_errors(tmp_path, "  - id: a\n    caller: {goal: question}\n")
+    assert errors == ["F:4:13: a caller with goal: question needs `question:` (what to ask)"]
+    errors = golden_errors(tmp_path, "  - id: a\n    prompt: hi\n    caller: {goal: transfer}\n")
+    assert errors[0].startswith("F:3:5: a goal-driven caller plays the whole call")
+
+
+def test_llm_callers_need_the_suites_caller_model(tmp_path):
+    from harness.loading import load_cases, load_suite
+
+    (tmp_path / "golden").mkdir()
+    (tmp_path / "golden" / "g.yaml").write_text(
+        "topic: reservation\ncases:\n  - id: a\n    caller: {goal: transfer, brain: llm}\n", encoding="utf-8")
+    (tmp_path / "s.yaml").write_text("name: s\ngolden: [golden/*.yaml]\ntarget: {kind: sim}\n"
+                                     "budgets: {p95_turn_ms: 900}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="brain: llm, but the suite has no caller model"):
+        load_cases(load_suite(str(tmp_path / "s.yaml")))
+    (tmp_path / "s.yaml").write_text("name: s\ngolden: [golden/*.yaml]\ntarget: {kind: sim}\n"
+                                     "budgets: {p95_turn_ms: 900}\n"
+                                     "caller: {base_url: 'http://127.0.0.1:9/v1', model: m}\n", encoding="utf-8")
+    (case,) = load_cases(load_suite(str(tmp_path / "s.yaml")))
+    assert case.caller.model.model == "m" and case.budgets.p95_turn_ms == 900  # inherited from the suite

@@ -119,6 +119,7 @@ def test_chaos_suite_fails_when_every_call_loses_its_models(tmp_path):
     options = RunOptions(store_url=f"sqlite:///{tmp_path}/h.db", write_reports=False, progress=False, lock=False,
                          sim_faults=("full_outage",))
     outcome = run_suite(str(ROOT / "suites" / "chaos.yaml"), options)
-    assert int(outcome.exit_code) == 1
+    assert int(outcome.exit_code) == 3  # every call lost its model: infra, said as such
+    assert outcome.run.extra["verdict"]["class"] == "infra"
     fallback = next(r for r in outcome.results if r.case_id == "chaos-fallback-ja")
     assert fallback.status == "failed" and fallback.transcript.outcome.transferred

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -325,6 +326,121 @@ def test_store_from_a_newer_harness_is_refused(tmp_path: Path) -> None:
     assert str(err.value) == (
         f"store schema version {SCHEMA_VERSION + 1} is newer than this harness ({SCHEMA_VERSION}); upgrade harness"
     )
+
+
+# The layout a v2 harness made: v1 plus runs.group, runs.message and the (suite, started) index.
+V2_LAYOUT = V1_LAYOUT.replace("('schema_version', '1')", "('schema_version', '2')") + """
+ALTER TABLE runs ADD COLUMN "group" VARCHAR(200);
+ALTER TABLE runs ADD COLUMN message TEXT;
+CREATE INDEX ix_runs_suite_started ON runs (suite, started);
+"""
+
+# What notify and locks created on first use before v3 (their DDL on SQLite, verbatim),
+# with a row each that must survive the upgrade.
+OLD_ON_FIRST_USE_TABLES = """
+CREATE TABLE pending_deliveries (
+    id INTEGER NOT NULL, run_id VARCHAR(128) NOT NULL, destination VARCHAR(64) NOT NULL,
+    payload JSON NOT NULL, created_at DOUBLE NOT NULL, attempts INTEGER NOT NULL, last_error TEXT,
+    PRIMARY KEY (id)
+);
+CREATE INDEX ix_pending_deliveries_run_id ON pending_deliveries (run_id);
+CREATE TABLE suite_locks (
+    name VARCHAR(255) NOT NULL, owner VARCHAR(200) NOT NULL, host VARCHAR(200) NOT NULL,
+    pid INTEGER NOT NULL, run_id VARCHAR(128), acquired DOUBLE NOT NULL, heartbeat DOUBLE NOT NULL,
+    PRIMARY KEY (name)
+);
+INSERT INTO pending_deliveries (run_id, destination, payload, created_at, attempts, last_error)
+    VALUES ('old-run', 'slack', '{"text": "old"}', 150.0, 3, 'HTTP 500');
+INSERT INTO suite_locks VALUES ('nightly', 'elsewhere:1:abcd', 'elsewhere', 1, 'old-run', 150.0, 9e12);
+"""
+
+FEATURE_TABLES = ("pending_deliveries", "baselines", "baseline_cases", "suite_locks", "schedule_state")
+
+
+def table_layout(engine, name: str) -> dict:
+    """Columns, keys and indexes of one table as the database reports them."""
+    insp = inspect(engine)
+    return {
+        "columns": sorted((c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(name)),
+        "primary_key": insp.get_pk_constraint(name)["constrained_columns"],
+        "foreign_keys": sorted(
+            (tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]),
+             fk["options"].get("ondelete"))
+            for fk in insp.get_foreign_keys(name)
+        ),
+        "indexes": sorted((ix["name"], tuple(ix["column_names"]), bool(ix["unique"])) for ix in insp.get_indexes(name)),
+    }
+
+
+def fresh_layouts(tmp_path: Path) -> dict[str, dict]:
+    with Store.open(f"sqlite:///{tmp_path / 'fresh.db'}") as fresh:
+        return {name: table_layout(fresh.engine, name) for name in FEATURE_TABLES}
+
+
+def test_a_new_store_is_made_at_v3_with_the_feature_tables(store: Store) -> None:
+    assert SCHEMA_VERSION == 3 and store.schema_version() == 3
+    assert set(FEATURE_TABLES) <= set(inspect(store.engine).get_table_names())
+    assert table_layout(store.engine, "baseline_cases")["foreign_keys"] == [
+        (("baseline_id",), "baselines", ("id",), "CASCADE")
+    ]
+
+
+def test_v2_store_is_migrated_to_v3_and_gains_the_feature_tables(tmp_path: Path) -> None:
+    db = tmp_path / "v2.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(V2_LAYOUT)
+        assert not set(FEATURE_TABLES) & {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+
+    with Store.open(f"sqlite:///{db}") as store:
+        assert store.schema_version() == 3
+        assert {name: table_layout(store.engine, name) for name in FEATURE_TABLES} == fresh_layouts(tmp_path)
+        assert store.get_run("old-run").counts == {"passed": 1}
+        # the features work on the upgraded store without creating anything themselves
+        from harness.analysis.baseline import accept_baseline, load_baseline
+        from harness.locks import SuiteLock, holder
+        from harness.notify.pending import add, list_pending
+        from harness.scheduling.state import last_fire, record_fire
+
+        add(store, "old-run", "slack", {"text": "hi"}, 1, "HTTP 503")
+        assert [p.destination for p in list_pending(store)] == ["slack"]
+        with SuiteLock(store.engine, "daily", run_id="r1"):
+            assert holder(store.engine, "daily").run_id == "r1"
+        when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        record_fire(store.engine, "daily", when)
+        assert last_fire(store.engine, "daily") == when
+        accept_baseline(store, "old-run", by="tester")
+        assert set(load_baseline(store, "daily").cases) == {"faq-1"}
+
+
+def test_tables_made_by_the_old_on_first_use_code_are_kept(tmp_path: Path) -> None:
+    db = tmp_path / "used.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(V2_LAYOUT + OLD_ON_FIRST_USE_TABLES)
+
+    with Store.open(f"sqlite:///{db}") as store:
+        assert store.schema_version() == 3
+        assert {name: table_layout(store.engine, name) for name in FEATURE_TABLES} == fresh_layouts(tmp_path)
+        from harness.locks import holder
+        from harness.notify.pending import list_pending
+
+        (kept,) = list_pending(store)
+        assert (kept.run_id, kept.payload, kept.attempts, kept.last_error) == ("old-run", {"text": "old"}, 3, "HTTP 500")
+        assert holder(store.engine, "nightly").owner == "elsewhere:1:abcd"
+    with Store.open(f"sqlite:///{db}") as again:  # opening a current store changes nothing
+        assert again.schema_version() == 3
+
+
+def test_a_foreign_table_with_a_feature_name_stops_the_upgrade(tmp_path: Path) -> None:
+    db = tmp_path / "foreign.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(V2_LAYOUT + "CREATE TABLE baselines (id INTEGER PRIMARY KEY, label TEXT);")
+
+    with pytest.raises(HarnessError, match="store table baselines exists but lacks column.*not created by harness"):
+        Store.open(f"sqlite:///{db}")
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version = conn.execute("SELECT value FROM meta").fetchone()[0]
+    assert version == "2" and "pending_deliveries" not in tables  # the whole step rolled back
 
 
 # ---------------------------------------------------------------- the writer

@@ -5,66 +5,26 @@ what later runs are compared with — per case the statuses, normalised answers,
 turn latencies and the models that served — into two tables. A baseline outlives the
 run's own rows (history may be pruned), and a newer acceptance simply supersedes it.
 
-The tables live on the store's engine and are created with checkfirst, so a store made
-before analysis existed gains them on first use.
+The tables, `baselines` and `baseline_cases`, are defined in `harness.store.schema` and
+created by the store's migrations when the store is opened.
 """
 
 from __future__ import annotations
 
 import getpass
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Column,
-    Double,
-    ForeignKey,
-    Integer,
-    MetaData,
-    String,
-    Text,
-    Table,
-    insert,
-    select,
-)
+from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import ConfigError, HarnessError
 from ..store import Store, StoreError
+from ..store.schema import baseline_cases, baselines
 from .observe import CaseObs, observe_results
 
-__all__ = ["Baseline", "accept_baseline", "ensure_tables", "list_baselines", "load_baseline", "serving_of"]
-
-metadata = MetaData()
-
-baselines = Table(
-    "baselines",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("suite", String(200), nullable=False, index=True),
-    Column("run_id", String(128), nullable=False),
-    Column("accepted_at", Double, nullable=False),
-    Column("accepted_by", String(200)),
-    Column("note", Text),
-    Column("git_sha", String(64)),
-    Column("model", String(200)),
-    Column("run_started", Double, nullable=False),
-    # [[route, model, fingerprint, replies], ...] over the whole run
-    Column("serving", JSON, nullable=False),
-)
-
-baseline_cases = Table(
-    "baseline_cases",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("baseline_id", Integer, ForeignKey("baselines.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("case_id", String(200), nullable=False),
-    Column("topic", String(100), nullable=False),
-    Column("data", JSON, nullable=False),  # CaseObs.to_dict(): statuses, answers, scores, turn_ms, serving
-)
+__all__ = ["Baseline", "accept_baseline", "list_baselines", "load_baseline", "serving_of"]
 
 
 @dataclass
@@ -80,20 +40,6 @@ class Baseline:
     run_started: float
     serving: list[list[Any]] = field(default_factory=list)
     cases: dict[str, CaseObs] = field(default_factory=dict)
-
-
-_ready: "weakref.WeakSet[Any]" = weakref.WeakSet()  # engines whose tables are known to exist
-
-
-def ensure_tables(store: Store) -> None:
-    """Create the baseline tables if this store lacks them (once per engine)."""
-    if store.engine in _ready:
-        return
-    try:
-        metadata.create_all(store.engine, checkfirst=True)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"store {store.display_url}: could not create the baseline tables: {exc.__class__.__name__}") from None
-    _ready.add(store.engine)
 
 
 def serving_of(cases: dict[str, CaseObs]) -> list[list[Any]]:
@@ -115,7 +61,6 @@ def accept_baseline(store: Store, run_ref: str, *, note: str | None = None, by: 
     if not results:
         raise HarnessError(f"run {run.run_id} has no results to accept as a baseline")
     cases = observe_results(results)
-    ensure_tables(store)
     if by is None:
         try:
             by = getpass.getuser()
@@ -152,7 +97,6 @@ def _from_row(row: Any) -> Baseline:
 
 def load_baseline(store: Store, suite: str, *, with_cases: bool = True) -> Baseline | None:
     """The suite's latest accepted baseline, or None."""
-    ensure_tables(store)
     b, bc = baselines, baseline_cases
     try:
         with store.engine.connect() as conn:
@@ -172,7 +116,6 @@ def load_baseline(store: Store, suite: str, *, with_cases: bool = True) -> Basel
 
 def list_baselines(store: Store, suite: str | None = None, limit: int = 20) -> list[Baseline]:
     """Accepted baselines, newest first (without their cases)."""
-    ensure_tables(store)
     b = baselines
     query = select(b).order_by(b.c.accepted_at.desc(), b.c.id.desc()).limit(limit)
     if suite is not None:

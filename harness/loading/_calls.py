@@ -44,7 +44,7 @@ def call_errors(golden: GoldenFile, raw: Any, path: str) -> list[ConfigError]:
         for j, turn in enumerate(case.turns or []):
             errors += _check_slots(turn.expect, _get(raw_case["turns"][j], "expect"), known, fallback)
         errors += _faults(case, _get(raw_case, "faults"), fallback)
-    return errors
+    return sorted(errors, key=lambda e: (e.position.line, e.position.col) if e.position else (0, 0))
 
 
 def _get(node: Any, key: Any) -> Any:

@@ -124,8 +124,6 @@ def _v3_feature_tables(conn: Connection) -> None:
     """
     for table in _v3_feature_table_layouts():  # parents before children (baselines first)
         table.create(conn, checkfirst=True)
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
         have = {c["name"] for c in inspect(conn).get_columns(table.name)}
         missing = [c.name for c in table.columns if c.name not in have]
         if missing:
@@ -133,6 +131,8 @@ def _v3_feature_tables(conn: Connection) -> None:
                 f"store table {table.name} exists but lacks column(s) {', '.join(missing)}; "
                 "it was not created by harness"
             )
+        for index in table.indexes:  # an existing table already has them; checkfirst skips
+            index.create(conn, checkfirst=True)
 
 
 # (version, what it does, step) in ascending order; the last version is SCHEMA_VERSION.
