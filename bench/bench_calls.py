@@ -6,7 +6,7 @@
 Two figures, both against the embedded sim agent (no network):
 
 1. **Calls per second.** Every case of `suites/post-merge.yaml` (scripted and goal-driven
-   calls, checks included) played `--rounds` times through the real `Runner` with the
+   calls, checks included; the chaos cases, which inject latency on purpose, left out) played `--rounds` times through the real `Runner` with the
    agent's latency set to zero, pinned to `--cores` CPUs (Linux `sched_setaffinity`; 0 = no
    pinning). Zero latency makes this the harness's ceiling: in a real run the agent's own
    latency, divided by the concurrency, sets the pace.
@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT))
 from harness.calls import compile_call  # noqa: E402
 from harness.loading import load_cases, load_suite, suite_target_raw  # noqa: E402
 from harness.runner import Runner, WorkItem  # noqa: E402
-from harness.spec import Limits  # noqa: E402
 from harness.targets.base import create  # noqa: E402
 
 SUITE = ROOT / "suites" / "post-merge.yaml"
@@ -52,8 +51,13 @@ def pin(cores: int) -> str:
 
 
 def build(latency_ms: float, concurrency: int):
+    """The suite's target with the agent's latency fixed, and its cases minus the chaos ones.
+
+    Chaos cases inject their own latency and outages on purpose; they would measure the
+    faults, not the harness.
+    """
     suite = load_suite(str(SUITE))
-    cases = load_cases(suite)
+    cases = [c for c in load_cases(suite) if not c.faults]
     raw = dict(suite_target_raw(suite))
     raw.update(latency_ms=latency_ms, jitter_ms=0)
     raw["limits"] = {**dict(raw.get("limits") or {}), "concurrency": concurrency}
@@ -64,7 +68,7 @@ def build(latency_ms: float, concurrency: int):
 
 def run(target, items: list[WorkItem], concurrency: int):
     results = []
-    limits = Limits(concurrency=concurrency, timeout_s=30, case_timeout_s=120)
+    limits = target.limits.model_copy(update={"concurrency": concurrency})
     runner = Runner(target, limits=limits, on_result=results.append, seed=1)
     t0, c0 = time.perf_counter(), time.process_time()
     asyncio.run(runner.run(items))

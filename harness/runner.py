@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
-from .checks import CompiledCheck, Subject, compile_check
+from .checks import CompiledCheck, compile_check
 from .errors import InfraError, TargetUnreachable
-from .records import CaseResult, CheckResult, Transcript, Turn
+from .records import CaseResult, CheckResult
 from .spec import CaseSpec, CheckSpec, Limits, TurnSpec
 from .targets.base import CallContext, Target
 from .calls import call_check_specs, play_call  # the caller's side of a call: scripted or goal-driven

@@ -281,3 +281,39 @@ def test_llm_callers_need_the_suites_caller_model(tmp_path):
                                      "caller: {base_url: 'http://127.0.0.1:9/v1', model: m}\n", encoding="utf-8")
     (case,) = load_cases(load_suite(str(tmp_path / "s.yaml")))
     assert case.caller.model.model == "m" and case.budgets.p95_turn_ms == 900  # inherited from the suite
+
+
+# --- the whole path: a goal-driven call stored by `harness run`, replayed by `harness replay` ----
+
+def test_harness_replay_reproduces_a_stored_goal_driven_call(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "golden").mkdir()
+    (tmp_path / "golden" / "g.yaml").write_text(
+        "topic: reservation\nlanguage: en\ncases:\n"
+        "  - id: goal-1\n    caller:\n      goal: reservation\n"
+        "      facts: {date: tomorrow, time: '18:00', party_size: 2, name: Lee}\n"
+        "    outcome: {booking_exists: true, ended_by: caller}\n", encoding="utf-8")
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ngolden: [golden/*.yaml]\n"
+                     "target: {kind: sim, seed: 3, jitter_ms: 2, faults: ['primary_outage:0.5']}\n", encoding="utf-8")
+    store = f"sqlite:///{tmp_path}/h.db"
+    repo = str(Path(__file__).resolve().parent.parent)
+
+    def harness(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "harness", *args], cwd=tmp_path, capture_output=True, text=True,
+                              env={**__import__("os").environ, "PYTHONPATH": repo}, timeout=60)
+
+    run = harness("run", str(suite), "--store", store, "--no-reports", "--no-progress", "-q")
+    assert run.returncode == 0, run.stdout + run.stderr
+    replay = harness("replay", str(suite), "latest:goal-1", "--store", store)
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "reproduced exactly; 0 check(s) failing" in replay.stdout and "differs" not in replay.stdout
+    # the agent changed its mind (another seed): the replay says so and exits 1
+    suite.write_text(suite.read_text().replace("seed: 3", "seed: 4"), encoding="utf-8")
+    changed = harness("replay", str(suite), "latest:goal-1", "--store", store)
+    assert changed.returncode == 1 and "differs" in changed.stdout
+    missing = harness("replay", str(suite), "latest:nope", "--store", store)
+    assert missing.returncode == 2 and "no case 'nope'" in missing.stderr

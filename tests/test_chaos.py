@@ -27,7 +27,7 @@ BOOKING_CALL = {
     "expect": [{"route": "primary"}, {"contains": "ご予約を承りました"}],
     "outcome": {"slots": {"time": "19:30", "party_size": 2}, "booking_exists": True, "transferred": False,
                 "ended_by": "caller"},
-    "budgets": {"p95_turn_ms": 60, "turn_ms": 200},
+    "budgets": {"p95_turn_ms": 250, "turn_ms": 1000},  # generous: only the latency knob should break them
 }
 
 
@@ -47,9 +47,9 @@ async def test_no_fault_passes_every_check():
 
 
 async def test_latency_slows_the_pace_and_the_budgets_fail():
-    transcript, failed, _ = await play(["latency:120"])
-    assert failed == {"max_p95_turn_ms", "max_turn_ms"} or failed == {"max_p95_turn_ms"}
-    assert transcript.outcome.pace["p50_turn_ms"] >= 120
+    transcript, failed, _ = await play(["latency:350"])
+    assert failed == {"max_p95_turn_ms"}
+    assert transcript.outcome.pace["p50_turn_ms"] >= 350
 
 
 async def test_primary_outage_is_served_by_the_fallback_and_the_route_check_fails():
