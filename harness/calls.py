@@ -14,12 +14,12 @@ round in circles and was stopped.
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from .checks import CompiledCheck, Subject
 from .records import AgentReply, CheckResult, Outcome, Transcript, Turn
 from .spec import CaseSpec, CheckSpec, TurnCount, TurnSpec
+from .stats import quantile
 from .targets.base import CallContext, Conversation, Target
 
 if TYPE_CHECKING:
@@ -33,45 +33,32 @@ T = TypeVar("T")
 # --- what the case expects at the end --------------------------------------------------
 
 
+# (field of the case's outcome or budgets, the check it becomes), in the order they run
+_OUTCOME_CHECKS = (
+    ("intent", "intent"), ("slots", "slots"), ("transferred", "transferred"),
+    ("transfer_reason", "transfer_reason"), ("ended_by", "ended_by"), ("turns", "turn_count"),
+    ("booking_exists", "booking_exists"), ("cancelled", "cancelled"), ("side_effects", "side_effects"),
+)
+_BUDGET_CHECKS = (
+    ("first_token_ms", "max_first_token_ms"), ("turn_ms", "max_turn_ms"),
+    ("p50_turn_ms", "max_p50_turn_ms"), ("p95_turn_ms", "max_p95_turn_ms"),
+)
+
+
 def call_check_specs(case: CaseSpec) -> list[CheckSpec]:
     """The case's `outcome` and `budgets` as ordinary call-level check specs, in a fixed order."""
     src = case.source
     out: list[CheckSpec] = []
-
-    def add(name: str, arg: Any) -> None:
-        out.append(CheckSpec(name=name, arg=arg, pos=src, name_pos=src))
-
-    o = case.outcome
-    if o is not None:
-        if o.intent is not None:
-            add("intent", o.intent)
-        if o.slots is not None:
-            add("slots", o.slots)
-        if o.transferred is not None:
-            add("transferred", o.transferred)
-        if o.transfer_reason is not None:
-            add("transfer_reason", o.transfer_reason)
-        if o.ended_by is not None:
-            add("ended_by", o.ended_by)
-        if o.turns is not None:
-            add("turn_count", o.turns.model_dump(exclude_none=True) if isinstance(o.turns, TurnCount)
-                else {"exactly": o.turns})
-        if o.booking_exists is not None:
-            add("booking_exists", o.booking_exists)
-        if o.cancelled is not None:
-            add("cancelled", o.cancelled)
-        if o.side_effects is not None:
-            add("side_effects", o.side_effects)
-    b = case.budgets
-    if b is not None:
-        if b.first_token_ms is not None:
-            add("max_first_token_ms", b.first_token_ms)
-        if b.turn_ms is not None:
-            add("max_turn_ms", b.turn_ms)
-        if b.p50_turn_ms is not None:
-            add("max_p50_turn_ms", b.p50_turn_ms)
-        if b.p95_turn_ms is not None:
-            add("max_p95_turn_ms", b.p95_turn_ms)
+    for given, table in ((case.outcome, _OUTCOME_CHECKS), (case.budgets, _BUDGET_CHECKS)):
+        if given is None:
+            continue
+        for field, name in table:
+            arg = getattr(given, field)
+            if arg is None:
+                continue
+            if field == "turns":  # `turns: 3` means exactly three
+                arg = arg.model_dump(exclude_none=True) if isinstance(arg, TurnCount) else {"exactly": arg}
+            out.append(CheckSpec(name=name, arg=arg, pos=src, name_pos=src))
     return out
 
 
@@ -239,15 +226,6 @@ def _finish(outcome: Outcome, call: _Call) -> Outcome:
 # --- pace ---------------------------------------------------------------------------------
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), for a handful of turns."""
-    if len(sorted_values) == 1:
-        return sorted_values[0]
-    k = (len(sorted_values) - 1) * q
-    lo, hi = math.floor(k), math.ceil(k)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
-
-
 def pace(transcript: Transcript) -> dict[str, Any]:
     """Caller turns and the agent's turn times (p50, p95, max, slowest turn) for one call.
 
@@ -261,12 +239,12 @@ def pace(transcript: Transcript) -> dict[str, Any]:
     if timed:
         values = sorted(ms for _, ms in timed)
         slowest = max(timed, key=lambda x: x[1])
-        out.update(p50_turn_ms=round(_percentile(values, 0.5), 1), p95_turn_ms=round(_percentile(values, 0.95), 1),
+        out.update(p50_turn_ms=round(quantile(values, 0.5), 1), p95_turn_ms=round(quantile(values, 0.95), 1),
                    max_turn_ms=round(slowest[1], 1), slowest_turn=slowest[0])
     firsts = sorted(t.reply.first_token_ms for t in caller_turns
                     if t.reply.first_token_ms is not None and t.reply.attempts > 0)
     if firsts:
-        out["p95_first_token_ms"] = round(_percentile(firsts, 0.95), 1)
+        out["p95_first_token_ms"] = round(quantile(firsts, 0.95), 1)
     return out
 
 

@@ -2,12 +2,11 @@
 
 Targets talk to model gateways and webhooks at high concurrency, and whatever CPU a request
 costs the harness shows up as the agent's latency. httpx's own connection pool costs
-several milliseconds of CPU per request at 50 concurrent calls; on aiohttp's transport
-(httpx-aiohttp) still about half a millisecond, plus a fifth of a second of imports. So the
-targets' hot path goes through `Session`, which sends a request on the small HTTP/1.1
-client in `harness.http11` (tens of microseconds per request), and through httpx only when
-the environment names a proxy for the host or the URL carries credentials. `make_client`
-still gives the httpx client (on the aiohttp transport) for everything else (the judge).
+several milliseconds of CPU per request at 50 concurrent calls, so the targets' hot path
+(`Session`) is plain aiohttp: one `ClientSession` with a keep-alive pool per target, well
+under a millisecond per request. `make_client` gives an httpx client on aiohttp's
+transport (httpx-aiohttp) for the judge and the LLM callers, which send few requests and
+are written against httpx's API.
 
 All mapping from transport exceptions and HTTP statuses to error kinds lives here, so the
 openai and http targets classify a 429, a 503 or a dropped connection the same way, and
@@ -24,18 +23,19 @@ import os
 import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from . import http11
 from .errors import InfraError
 
-if TYPE_CHECKING:  # imported lazily: httpx and aiohttp cost ~0.2 s to import
+if TYPE_CHECKING:  # imported on first use: httpx and aiohttp cost ~0.2 s to import
+    import aiohttp
     import httpx
 
 # Statuses that mean "the server is there but could not serve this now": worth a retry.
 SERVER_ERROR_STATUSES = frozenset({500, 502, 503, 504, 520, 521, 522, 524, 529})
 EXCERPT_CHARS = 200
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
+_IDLE_KEEP_S = 15.0  # pooled connections idle longer than this are dropped (servers close them anyway)
 
 
 def make_client(
@@ -66,52 +66,50 @@ def make_client(
 class Reply:
     """A response whose status and headers have arrived; the body is read on demand.
 
-    `headers.get` takes lower-case names. Failures while reading are `InfraError`s (a body
-    that breaks off is a retryable protocol error). Always `await reply.aclose()`.
+    `headers.get` ignores the case of names. Failures while reading are `InfraError`s (a
+    body that breaks off is a retryable protocol error). Always `await reply.aclose()`.
     """
 
-    __slots__ = ("status", "headers", "_raw", "_endpoint")
+    __slots__ = ("status", "headers", "_resp", "_endpoint")
 
-    def __init__(self, status: int, headers: Mapping[str, str], raw: Any, endpoint: str):
-        self.status = status
-        self.headers = headers
-        self._raw = raw
+    def __init__(self, resp: aiohttp.ClientResponse, endpoint: str):
+        self.status = resp.status
+        self.headers: Mapping[str, str] = resp.headers
+        self._resp: aiohttp.ClientResponse | None = resp
         self._endpoint = endpoint
 
     async def read(self) -> bytes:
+        assert self._resp is not None, "read() after aclose()"
         try:
-            if isinstance(self._raw, http11.Http11Response):
-                return await self._raw.read()
-            return await self._raw.aread()
+            return await self._resp.read()
         except Exception as e:
-            raise _body_error(e, self._endpoint) from None
+            raise transport_error(e, self._endpoint, during_body=True) from None
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
-        chunks = self._raw if isinstance(self._raw, http11.Http11Response) else self._raw.aiter_bytes()
+        """The body in the pieces it arrives in, so a stream's first token is seen when it comes."""
+        assert self._resp is not None, "iter_bytes() after aclose()"
         try:
-            async for chunk in chunks:
+            async for chunk in self._resp.content.iter_any():
                 yield chunk
         except Exception as e:
-            raise _body_error(e, self._endpoint) from None
+            raise transport_error(e, self._endpoint, during_body=True) from None
 
     async def aclose(self) -> None:
-        raw, self._raw = self._raw, None
-        if isinstance(raw, http11.Http11Response):
-            raw.release()
-        elif raw is not None:
-            await raw.aclose()
-
-
-def _body_error(e: Exception, endpoint: str) -> Exception:
-    if isinstance(e, InfraError):
-        return e
-    return transport_error(e, endpoint, during_body=True)
+        """Give the connection back to the pool (body read to the end) or close it (anything else)."""
+        resp, self._resp = self._resp, None
+        if resp is not None:
+            resp.release()
 
 
 class Session:
-    """Sends a target's requests: on `http11`, or on httpx when a proxy applies to the URL.
+    """Sends a target's requests on one `aiohttp.ClientSession` with a keep-alive pool.
 
-    Made before the event loop runs; the connections are opened inside it on first use.
+    At most `max_connections` requests are in flight. `timeout` bounds connecting (capped at
+    10 s, so a dead host fails fast) and each wait for bytes from the server; the runner's
+    per-request timeout bounds the whole exchange. A proxy named by the environment
+    (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY) is used, and credentials in a URL become Basic auth.
+
+    Made before the event loop runs; the aiohttp session is made inside it on first use.
     Close it with `await session.aclose()`.
     """
 
@@ -119,60 +117,105 @@ class Session:
         self.timeout = timeout
         self.max_connections = max_connections
         self.headers = dict(headers or {})
-        self._pool: http11.Http11Pool | None = None
-        self._httpx: httpx.AsyncClient | None = None
-        self._direct: dict[str, bool] = {}
+        self._client: aiohttp.ClientSession | None = None
+        self._proxies: dict[str, tuple[str | None, Any]] = {}
+
+    def _open(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        trace = aiohttp.TraceConfig()
+        trace.on_connection_reuseconn.append(_mark_reused)
+        self._client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0,
+                                           keepalive_timeout=_IDLE_KEEP_S),
+            headers=self.headers,
+            timeout=aiohttp.ClientTimeout(total=None, connect=min(self.timeout, 10.0), sock_read=self.timeout),
+            auto_decompress=True,  # aiohttp asks for gzip/deflate; a gateway that compresses is unpacked
+            trace_configs=[trace],
+            cookie_jar=aiohttp.DummyCookieJar(),  # every call stands alone: no cookies carried between them
+        )
+        return self._client
 
     async def send(self, method: str, url: str, body: bytes, *, endpoint: str,
                    headers: Mapping[str, str] | None = None) -> Reply:
-        """Send one request and wait for the response head; failures are `InfraError`s."""
-        direct = self._direct.get(url)
-        if direct is None:
-            direct = self._direct[url] = _can_go_direct(url)
-        try:
-            if direct:
-                if self._pool is None:
-                    self._pool = http11.Http11Pool(timeout=self.timeout, max_connections=self.max_connections,
-                                                   headers=self.headers)
-                raw = await self._pool.request(method, url, body, headers)
-                return Reply(raw.status, raw.headers, raw, endpoint)
-            client = self._httpx_client()
-            request = client.build_request(method, url, content=body, headers=headers)
-            resp = await client.send(request, stream=True)
-            return Reply(resp.status_code, resp.headers, resp, endpoint)
-        except (InfraError, asyncio.CancelledError):
-            raise
-        except Exception as e:
-            raise transport_error(e, endpoint) from None
+        """Send one request and wait for the response head; failures are `InfraError`s.
 
-    def _httpx_client(self) -> httpx.AsyncClient:
-        if self._httpx is None:
-            self._httpx = make_client(timeout=self.timeout, max_connections=self.max_connections,
-                                      headers=self.headers)
-        return self._httpx
+        A server may close an idle keep-alive connection just as a request goes out on it;
+        aiohttp retries that only for idempotent methods, so a POST that met a dropped
+        reused connection without any answer is sent once more on a fresh one.
+        """
+        client = self._client or self._open()
+        proxy = self._proxies.get(url)
+        if proxy is None:
+            proxy = self._proxies[url] = _proxy_for(url)
+        for attempt in (0, 1):
+            seen = _Reused()
+            try:
+                resp = await client.request(method, url, data=body, headers=headers, proxy=proxy[0],
+                                            proxy_auth=proxy[1], allow_redirects=False,
+                                            trace_request_ctx=seen)
+                return Reply(resp, endpoint)
+            except (InfraError, asyncio.CancelledError):
+                raise
+            except Exception as e:
+                if attempt == 0 and seen.reused and _dropped_before_answer(e):
+                    continue
+                raise transport_error(e, endpoint) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        client, self._httpx = self._httpx, None
-        if pool is not None:
-            await pool.aclose()
+        client, self._client = self._client, None
         if client is not None:
-            await client.aclose()
+            await client.close()
 
 
-def _can_go_direct(url: str) -> bool:
-    """True unless the environment names a proxy for this URL's host or the URL has user info."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        return False  # httpx turns user info into Basic auth
+class _Reused:
+    """Set by aiohttp's trace when a request goes out on a pooled connection."""
+
+    __slots__ = ("reused",)
+
+    def __init__(self) -> None:
+        self.reused = False
+
+
+async def _mark_reused(session: Any, ctx: Any, params: Any) -> None:
+    ctx.trace_request_ctx.reused = True
+
+
+def _dropped_before_answer(e: Exception) -> bool:
+    import aiohttp
+
+    return isinstance(e, aiohttp.ServerDisconnectedError) or (
+        isinstance(e, aiohttp.ClientOSError) and isinstance(e.__cause__ or e, ConnectionResetError)
+    )
+
+
+def _proxy_for(url: str) -> tuple[str | None, Any]:
+    """(proxy URL, proxy Basic auth) the environment names for `url`, or (None, None).
+
+    Resolved once per URL with the standard library's rules. aiohttp's own `trust_env`
+    would look the environment and ~/.netrc up again on two worker threads for every
+    request, and it ignores ALL_PROXY and https:// proxies.
+    """
     if not any(os.environ.get(v) or os.environ.get(v.upper()) for v in _PROXY_VARS):
-        return True
+        return None, None
     import urllib.request
 
+    parts = urlsplit(url)
     proxies = urllib.request.getproxies_environment()
-    if not (proxies.get(parts.scheme) or proxies.get("all")):
-        return True
-    return bool(urllib.request.proxy_bypass_environment(parts.hostname or "", proxies))
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass_environment(parts.hostname or "", proxies):
+        return None, None
+    if "://" not in proxy:
+        proxy = "http://" + proxy
+    p = urlsplit(proxy)
+    if not (p.username or p.password):
+        return proxy, None
+    import aiohttp
+
+    # aiohttp takes the proxy's credentials apart from its URL
+    auth = aiohttp.BasicAuth(unquote(p.username or ""), unquote(p.password or ""))
+    return urlunsplit((p.scheme, p.netloc.rpartition("@")[2], p.path, p.query, p.fragment)), auth
 
 
 def safe_endpoint(url: str | httpx.URL) -> str:
@@ -262,48 +305,24 @@ def status_error(
 
 
 def transport_error(exc: BaseException, endpoint: str, *, during_body: bool = False) -> InfraError:
-    """The error a transport exception stands for.
+    """The error a transport exception (aiohttp's, or httpx's on the aiohttp transport) stands for.
 
-    Exceptions come from `http11`, or from httpx on the aiohttp transport. httpx-aiohttp
-    re-raises aiohttp errors as httpx ones but folds some together (a server that hangs up
-    becomes a "ConnectTimeout"), so the original aiohttp error, kept as the cause, is looked
-    at first. A failure after the response started (`during_body`) means the server was
-    reached and broke off mid-answer: a retryable protocol error, which the circuit breaker
-    does not count as the target being down.
+    httpx-aiohttp re-raises aiohttp errors as httpx ones but folds some together (a server
+    that hangs up becomes a "ConnectTimeout"), so the original aiohttp error, kept as the
+    cause, is looked at first. A failure after the response started (`during_body`) means
+    the server was reached and broke off mid-answer: a retryable protocol error, which the
+    circuit breaker does not count as the target being down.
     """
-    if isinstance(exc, http11.ConnectTimeout):
-        return InfraError("timeout", "timed out connecting", endpoint=endpoint)
-    if isinstance(exc, http11.ConnectFailed):
-        cause = exc.__cause__
-        if isinstance(cause, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
-            return InfraError("connection", "connection refused", endpoint=endpoint)
-        return InfraError("connection", f"cannot connect: {_msg(cause or exc)}", endpoint=endpoint)
-    if isinstance(exc, http11.Disconnected):
-        return InfraError("connection", "the server closed the connection without answering", endpoint=endpoint)
-    if isinstance(exc, http11.ResponseBrokeOff):
-        return InfraError("protocol", "the response broke off before it was complete",
-                          endpoint=endpoint, retryable=True)
-    if isinstance(exc, http11.MalformedResponse):
-        return InfraError("protocol", f"the response is not valid HTTP: {_msg(exc)}", endpoint=endpoint,
-                          retryable=True)
-    if isinstance(exc, http11.UnsupportedURL):
-        return InfraError("protocol", f"unsupported URL: {_msg(exc)}", endpoint=endpoint, retryable=False)
-    if type(exc) is TimeoutError:  # http11 waiting for the response head
-        return InfraError("timeout", "timed out waiting for the response", endpoint=endpoint)
-    return _library_error(exc, endpoint, during_body)
-
-
-def _library_error(exc: BaseException, endpoint: str, during_body: bool) -> InfraError:
-    """httpx and aiohttp exceptions; those libraries are loaded if such an exception exists."""
     import aiohttp
-    import httpx
 
-    connect_timeouts = tuple(t for t in (getattr(aiohttp, "ConnectionTimeoutError", None),) if t is not None)
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    httpx = _httpx_if_loaded()
+    from_httpx = httpx is not None and isinstance(exc, httpx.HTTPError)
+    cause = exc.__cause__ if from_httpx and exc.__cause__ is not None else exc
     if isinstance(cause, (asyncio.TimeoutError, TimeoutError)) or (
-        cause is exc and isinstance(exc, httpx.TimeoutException)
+        from_httpx and cause is exc and isinstance(exc, httpx.TimeoutException)
     ):
-        connecting = isinstance(cause, connect_timeouts) or (cause is exc and isinstance(exc, httpx.ConnectTimeout))
+        connecting = isinstance(cause, aiohttp.ConnectionTimeoutError) or (
+            from_httpx and cause is exc and isinstance(exc, httpx.ConnectTimeout))
         what = "connecting" if connecting else "waiting for the response"
         return InfraError("timeout", f"timed out {what}", endpoint=endpoint)
     if isinstance(cause, aiohttp.ClientConnectorError):
@@ -313,16 +332,27 @@ def _library_error(exc: BaseException, endpoint: str, during_body: bool) -> Infr
         return InfraError("connection", f"cannot connect: {_msg(os_error or cause)}", endpoint=endpoint)
     if isinstance(cause, ConnectionRefusedError):
         return InfraError("connection", "connection refused", endpoint=endpoint)
-    if during_body or isinstance(cause, aiohttp.ClientPayloadError) or isinstance(
-        exc, (httpx.ReadError, httpx.RemoteProtocolError)
+    if isinstance(cause, aiohttp.InvalidURL) or (from_httpx and isinstance(exc, httpx.UnsupportedProtocol)):
+        return InfraError("protocol", f"unsupported URL: {_msg(cause)}", endpoint=endpoint, retryable=False)
+    if during_body or isinstance(cause, aiohttp.ClientPayloadError) or (
+        from_httpx and isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError))
     ):
         return InfraError("protocol", "the response broke off before it was complete",
                           endpoint=endpoint, retryable=True)
     if isinstance(cause, aiohttp.ServerDisconnectedError):
         return InfraError("connection", "the server closed the connection without answering", endpoint=endpoint)
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return InfraError("protocol", f"unsupported URL: {_msg(exc)}", endpoint=endpoint, retryable=False)
+    if isinstance(cause, aiohttp.ClientResponseError):  # the parser could not read the response head
+        return InfraError("protocol", f"the response is not valid HTTP: {_msg(cause)}", endpoint=endpoint,
+                          retryable=True)
     return InfraError("connection", f"{type(cause).__name__}: {_msg(cause)}", endpoint=endpoint)
+
+
+def _httpx_if_loaded() -> Any:
+    """httpx if something already imported it; an error from the targets' plain aiohttp
+    session should not cost the import."""
+    import sys
+
+    return sys.modules.get("httpx")
 
 
 def parse_json(body: bytes, endpoint: str) -> Any:

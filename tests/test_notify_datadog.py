@@ -7,6 +7,7 @@ import time
 
 import pytest
 from fake_datadog import FakeDatadog
+from notify_fixtures import store  # noqa: F401  (fixture)
 
 from harness.notify import deliver, list_pending
 from harness.notify.datadog import configuration
@@ -38,13 +39,6 @@ def stored_run(store: Store, run_id: str, results: list[CaseResult], verdict: di
     if verdict:
         run.extra["verdict"] = verdict
     return run
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(f"sqlite:///{tmp_path / 'history.db'}")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -11,16 +11,18 @@ import json
 import logging
 import socket
 import time
+from functools import partial
 
+import notify_fixtures
 import pytest
 from fake_datadog import FakeDatadog
 from fake_slack import FakeSlack
+from notify_fixtures import slack, store  # noqa: F401  (fixtures)
 from sqlalchemy import inspect, text
 
 from harness.notify import deliver, list_pending, resend_pending
-from harness.records import AgentReply, CaseResult, CheckResult, RunInfo, Transcript, Turn
+from harness.records import AgentReply, CaseResult, CheckResult, Transcript, Turn
 from harness.spec import NotifySpec
-from harness.store import Store
 
 
 def result(case_id: str, status: str, reason: str = "expected 19時 (caller 090-1234-5678)") -> CaseResult:
@@ -32,28 +34,8 @@ def result(case_id: str, status: str, reason: str = "expected 19時 (caller 090-
     )
 
 
-def stored_run(store: Store, run_id: str, results: list[CaseResult], started: float | None = None) -> RunInfo:
-    started = started or time.time() - 60
-    run = RunInfo(run_id=run_id, suite="post-merge", model="m", target={"kind": "sim"}, started=started)
-    store.start_run(run)
-    store.add_results(run_id, results)
-    counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "error", "not_run")}
-    store.finish_run(run_id, status="complete", ended=started + 10, exit_code=1, counts=counts)
-    run.status, run.ended, run.counts = "complete", started + 10, counts
-    return run
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(f"sqlite:///{tmp_path / 'history.db'}")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def slack():
-    with FakeSlack() as fake:
-        yield fake
+# this file's runs: a post-merge suite whose run failed
+stored_run = partial(notify_fixtures.stored_run, suite="post-merge", model="m", seconds=10, exit_code=1)
 
 
 @pytest.fixture

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 from fake_slack import FakeSlack, block_problems
+from notify_fixtures import slack, store, stored_run  # noqa: F401  (fixtures)
 
 from harness.notify import deliver
-from harness.records import AgentReply, CaseResult, CheckResult, RunInfo, Transcript, Turn
+from harness.records import AgentReply, CaseResult, CheckResult, Transcript, Turn
 from harness.spec import NotifySpec
-from harness.store import Store
 
 DAY = 86400.0
 
@@ -32,36 +31,6 @@ def result(case_id: str, status: str, *, topic: str = "reservation", reason: str
         error="timeout: no answer in 30s" if status == "error" else None,
         started=time.time(),
     )
-
-
-def stored_run(store: Store, run_id: str, results: list[CaseResult], *, started: float | None = None,
-               suite: str = "daily", verdict: dict | None = None) -> RunInfo:
-    started = started or time.time() - 60
-    run = RunInfo(run_id=run_id, suite=suite, model="gpt-test", target={"kind": "sim"}, started=started,
-                  status="running")
-    store.start_run(run)
-    store.add_results(run_id, results)
-    if verdict:
-        run.extra["verdict"] = verdict  # as the pipeline does: analysis runs after the results are stored
-    counts = {"passed": 0, "failed": 0, "error": 0, "not_run": 0}
-    for r in results:
-        counts[r.status] += 1
-    store.finish_run(run_id, status="complete", ended=started + 30, exit_code=0, counts=counts)
-    run.status, run.ended, run.counts = "complete", started + 30, counts
-    return run
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store.open(f"sqlite:///{tmp_path / 'history.db'}")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def slack():
-    with FakeSlack() as fake:
-        yield fake
 
 
 def webhook_spec(slack: FakeSlack, **extra) -> NotifySpec:

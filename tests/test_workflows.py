@@ -109,11 +109,20 @@ def test_harness_is_called_with_suites_and_options_that_exist() -> None:
     assert not missing, f"workflows name suite files that do not exist: {missing}"
 
 
-def test_ci_runs_the_readmes_test_command() -> None:
+def readme_test_command() -> str:
+    """The quickstart's second command: the one that runs the whole test suite."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    scripts = run_scripts(load("ci.yml"))
-    assert "pip install -e '.[test]'" in scripts and "python -m pytest" in scripts
-    assert "pip install -e '.[test]' && python -m pytest" in readme
+    block = readme.split("## Quickstart", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.strip() for line in block.strip().splitlines() if line.strip()]
+    assert len(commands) == 2, commands
+    assert "pytest" in commands[1]
+    return commands[1]
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    command = readme_test_command()
+    assert command in "\n".join(run_scripts(load("ci.yml")))
+    assert command in (REPO / ".ci" / "run").read_text(encoding="utf-8")
 
 
 def test_post_merge_runs_on_push_to_main_and_fails_on_regression() -> None:

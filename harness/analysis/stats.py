@@ -7,8 +7,9 @@ reason to wake anyone up.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+
+from ..stats import percentile  # re-exported: the analysis modules import it from here
 
 __all__ = ["binomial_excess", "fisher_drop", "holm", "mann_whitney_drop", "percentile"]
 
@@ -57,12 +58,3 @@ def holm(pvalues: dict[str, float]) -> dict[str, float]:
         out[key] = running
     return out
 
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0..100), linear between ranks; None for no values."""
-    if not values:
-        return None
-    data = sorted(values)
-    pos = (len(data) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return float(data[lo] + (data[hi] - data[lo]) * (pos - lo))

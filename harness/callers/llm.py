@@ -6,7 +6,7 @@ swapped (the agent is its "user"). It answers one line per turn and ends the cal
 writing `[END]`; `[DTMF 1234]` presses keys. Its output is untrusted: it only ever becomes
 the caller's words, recorded as a turn, so a replay needs no model.
 
-Failures map to `InfraError` through `harness.httpclient`, like every target's, and a
+Failures map to `InfraError` through `harness.chat` (on `harness.httpclient`, as every target's do), and a
 transient one is retried here (the caller's endpoint is not the target: its errors must
 not trip the target's circuit breaker).
 """
@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from ..errors import InfraError
-from ..httpclient import make_client, parse_json, safe_endpoint, status_error, transport_error
+from ..chat import ChatEndpoint
 from ..records import AgentReply
 from ..spec import CallerModelSpec
 from ._base import CallerBrain, CallerMove
@@ -58,16 +58,14 @@ class LLMBrain(CallerBrain):
         if not model.base_url or not model.model:
             raise ValueError("the llm caller brain needs base_url and model (suite caller:)")
         self.spec = model
-        self.endpoint = safe_endpoint(model.base_url.rstrip("/") + "/chat/completions")
+        self._chat = ChatEndpoint(model.base_url, api_key=model.api_key.get_secret_value() if model.api_key else None,
+                                  headers=model.headers, timeout_s=model.timeout_s, max_connections=2,
+                                  who="the caller model's answer")
+        self.endpoint = self._chat.endpoint
         self.messages: list[dict[str, str]] = [{"role": "system", "content": prompt}]
         self.seed = seed
         self.goal_reached = False
         self._ended = False
-        headers = dict(model.headers)
-        self._secret = model.api_key.get_secret_value() if model.api_key else ""
-        if self._secret:
-            headers["Authorization"] = f"Bearer {self._secret}"
-        self._client = make_client(timeout=model.timeout_s, max_connections=2, headers=headers)
 
     async def next(self, agent: AgentReply | None) -> CallerMove:
         if agent is not None and agent.ended:
@@ -102,7 +100,8 @@ class LLMBrain(CallerBrain):
         attempt = 0
         while True:
             try:
-                return await self._once(body)
+                text, _ = await self._chat.complete(body)
+                return text
             except InfraError as e:
                 if not e.retryable or attempt >= self.spec.retries:
                     raise InfraError(e.kind, f"caller model: {e.detail}", endpoint=e.endpoint, status=e.status,
@@ -110,24 +109,5 @@ class LLMBrain(CallerBrain):
                 attempt += 1
                 await asyncio.sleep(min(2.0, (e.retry_after or 0.2 * attempt)))
 
-    async def _once(self, body: dict[str, Any]) -> str:
-        try:
-            resp = await self._client.post(self.spec.base_url.rstrip("/") + "/chat/completions", json=body)
-            content = await resp.aread()
-        except InfraError:
-            raise
-        except Exception as e:  # transport failures become InfraErrors here, in one place
-            raise transport_error(e, self.endpoint) from None
-        err = status_error(resp.status_code, resp.headers, content, self.endpoint, redact=[self._secret])
-        if err is not None:
-            raise err
-        data = parse_json(content, self.endpoint)
-        try:
-            text = data["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            raise InfraError("protocol", "the caller model's answer has no choices[0].message.content",
-                             endpoint=self.endpoint, retryable=True) from None
-        return str(text or "")
-
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._chat.aclose()

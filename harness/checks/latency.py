@@ -15,6 +15,7 @@ from typing import Annotated, Callable
 from pydantic import Field
 
 from ..records import AgentReply
+from ..stats import quantile
 from .base import CheckFn, Score, Subject, check
 
 Millis = Annotated[float, Field(gt=0)]
@@ -66,23 +67,15 @@ def _pace_budget(ms: float, q: float) -> CheckFn:
         if not timed:
             raise ValueError("the target reported no turn time for any turn")
         values = [v for v, _ in timed]
-        got = _percentile(values, q)
+        got = quantile(values, q)
         worst, index = timed[-1]
         detail = (f"{name} turn time {got:.0f} ms over {len(values)} turns "
-                  f"(p50 {_percentile(values, 0.5):.0f} ms, slowest turn {_label(s, index)}: {worst:.0f} ms)")
+                  f"(p50 {quantile(values, 0.5):.0f} ms, slowest turn {_label(s, index)}: {worst:.0f} ms)")
         if got <= ms:
             return Score(True, f"{detail}; limit {ms:.0f} ms")
         return Score(False, f"{detail}, over the limit of {ms:.0f} ms")
 
     return run
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if len(values) == 1:
-        return values[0]
-    k = (len(values) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 @check("max_p50_turn_ms", primary="ms", scope="call")

@@ -16,6 +16,7 @@ the agent. Nothing heavy is imported here: deepeval loads on the first judgement
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -40,17 +41,11 @@ def judge(
     repeats: Repeats | None = None,
 ) -> CheckFn:
     """LLM judge (GEval): the answer meets the criteria, or the named rubric, by the threshold."""
-    _validate(criteria, rubric, evaluation_steps)
 
-    async def run(subject: Subject) -> Score:
-        service = _service(subject)
-        verdict = await service.judge_answer(
-            answer=subject.text, input=_input_of(subject), criteria=criteria, rubric=rubric,
-            evaluation_steps=evaluation_steps, threshold=threshold, repeats=repeats,
-        )
-        return _score(verdict)
+    def ask(service: Any, subject: Subject, **how: Any) -> Awaitable[Any]:
+        return service.judge_answer(answer=subject.text, input=_input_of(subject), **how)
 
-    return run
+    return _judged(ask, criteria, rubric, evaluation_steps, threshold, repeats)
 
 
 @check("call_judge", primary="criteria", scope="call", needs_llm=True)
@@ -62,14 +57,21 @@ def call_judge(
     repeats: Repeats | None = None,
 ) -> CheckFn:
     """LLM judge of a whole call (ConversationalGEval) against criteria or a named rubric."""
+
+    def ask(service: Any, subject: Subject, **how: Any) -> Awaitable[Any]:
+        return service.judge_call(turns=conversation(subject.transcript.turns), **how)
+
+    return _judged(ask, criteria, rubric, evaluation_steps, threshold, repeats)
+
+
+def _judged(ask: Callable[..., Awaitable[Any]], criteria: str | None, rubric: str | None,
+            evaluation_steps: list[str] | None, threshold: float | None, repeats: int | None) -> CheckFn:
+    """The check both judges share: validate when compiled, then ask the run's judge and score its verdict."""
     _validate(criteria, rubric, evaluation_steps)
 
     async def run(subject: Subject) -> Score:
-        service = _service(subject)
-        verdict = await service.judge_call(
-            turns=conversation(subject.transcript.turns), criteria=criteria, rubric=rubric,
-            evaluation_steps=evaluation_steps, threshold=threshold, repeats=repeats,
-        )
+        verdict = await ask(_service(subject), subject, criteria=criteria, rubric=rubric,
+                            evaluation_steps=evaluation_steps, threshold=threshold, repeats=repeats)
         return _score(verdict)
 
     return run

@@ -214,34 +214,43 @@ class JudgeModel(DeepEvalBaseLLM):
         return self._model_name
 
     async def a_generate(self, prompt: str, schema: type[BaseModel] | None = None, **_: Any) -> Any:
-        problem = ""
-        for _attempt in range(self._attempts):
+        problems: list[str] = []
+        while len(problems) < self._attempts:
             reply = await self._chat.complete(prompt, json_mode=schema is not None)
-            if schema is None:
-                return reply.text
-            try:
-                return parse_structured(reply.text, schema)
-            except ValueError as e:
-                problem = str(e)
-        raise JudgeError(f"the judge returned malformed JSON {self._attempts} times ({problem})")
+            if (answer := _answer(reply.text, schema, problems)) is not None:
+                return answer
+        raise _malformed(problems)
 
     def generate(self, prompt: str, schema: type[BaseModel] | None = None, **_: Any) -> Any:
-        problem = ""
-        for _attempt in range(self._attempts):
+        """The same as `a_generate`, for deepeval's synchronous path."""
+        problems: list[str] = []
+        while len(problems) < self._attempts:
             reply = self._chat.complete_sync(prompt, json_mode=schema is not None)
-            if schema is None:
-                return reply.text
-            try:
-                return parse_structured(reply.text, schema)
-            except ValueError as e:
-                problem = str(e)
-        raise JudgeError(f"the judge returned malformed JSON {self._attempts} times ({problem})")
+            if (answer := _answer(reply.text, schema, problems)) is not None:
+                return answer
+        raise _malformed(problems)
 
     def supports_structured_outputs(self) -> bool:
         return True
 
     def supports_json_mode(self) -> bool:
         return True
+
+
+def _answer(text: str, schema: type[BaseModel] | None, problems: list[str]) -> Any:
+    """One reply as deepeval wants it (the text, or `schema` parsed); None, with the problem
+    noted in `problems`, when it must be asked again."""
+    if schema is None:
+        return text
+    try:
+        return parse_structured(text, schema)
+    except ValueError as e:
+        problems.append(str(e))
+        return None
+
+
+def _malformed(problems: list[str]) -> JudgeError:
+    return JudgeError(f"the judge returned malformed JSON {len(problems)} times ({problems[-1] if problems else ''})")
 
 
 def parse_structured(text: str, schema: type[BaseModel]) -> BaseModel:

@@ -30,16 +30,23 @@ def _hex_id(*parts: Any, size: int = 16) -> str:
     return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:size]
 
 
+def _named(found: Any, name: str) -> str | None:
+    """The id of the item called exactly `name` in a list answer, or None."""
+    for item in found.data or []:
+        if item.attributes.name == name:
+            return item.id
+    return None
+
+
 def _project_id(api: Any, name: str) -> str:
     from datadog_api_client.v2.model.llm_obs_project_data_attributes_request import LLMObsProjectDataAttributesRequest
     from datadog_api_client.v2.model.llm_obs_project_data_request import LLMObsProjectDataRequest
     from datadog_api_client.v2.model.llm_obs_project_request import LLMObsProjectRequest
     from datadog_api_client.v2.model.llm_obs_project_type import LLMObsProjectType
 
-    found = api.list_llm_obs_projects(filter_name=name)
-    for p in found.data or []:
-        if p.attributes.name == name:
-            return p.id
+    known = _named(api.list_llm_obs_projects(filter_name=name), name)
+    if known is not None:
+        return known
     body = LLMObsProjectRequest(data=LLMObsProjectDataRequest(
         type=LLMObsProjectType.PROJECTS,
         attributes=LLMObsProjectDataAttributesRequest(name=name, description="harness suite"),
@@ -53,10 +60,9 @@ def _dataset_id(api: Any, project_id: str, name: str) -> str:
     from datadog_api_client.v2.model.llm_obs_dataset_request import LLMObsDatasetRequest
     from datadog_api_client.v2.model.llm_obs_dataset_type import LLMObsDatasetType
 
-    found = api.list_llm_obs_datasets(project_id, filter_name=name)
-    for d in found.data or []:
-        if d.attributes.name == name:
-            return d.id
+    known = _named(api.list_llm_obs_datasets(project_id, filter_name=name), name)
+    if known is not None:
+        return known
     body = LLMObsDatasetRequest(data=LLMObsDatasetDataRequest(
         type=LLMObsDatasetType.DATASETS,
         attributes=LLMObsDatasetDataAttributesRequest(name=name, description="harness golden cases"),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..records import CaseResult, RunInfo
+from ..stats import percentile
 
 VERDICT_CLASSES = ("ok", "noise", "drift", "regression", "infra", "judge_drift", "failed")
 
@@ -82,19 +83,6 @@ class RunSummary:
 
     def latency(self, q: float) -> float | None:
         return percentile(self.turn_ms, q)
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear-interpolated percentile (q in 0..100); None for no data."""
-    if not values:
-        return None
-    data = sorted(values)
-    if len(data) == 1:
-        return data[0]
-    pos = (len(data) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
 
 
 def count_statuses(results: list[CaseResult]) -> dict[str, int]:

@@ -10,30 +10,15 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..records import CaseResult, RunInfo
+from ..stats import percentile
 from ._common import one_line
 
 STATUSES = ("passed", "failed", "error", "not_run")
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0..100) with linear interpolation between ranks (numpy's default),
-    or None for no values. Sorts a copy: callers may pass any sequence."""
-    if not values:
-        return None
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile must be between 0 and 100, got {q}")
-    data = sorted(values)
-    pos = (len(data) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = math.ceil(pos)
-    if lo == hi:
-        return float(data[lo])
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
 
 
 @dataclass(slots=True)

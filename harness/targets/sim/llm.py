@@ -10,7 +10,7 @@ slot extraction and wording:
 
 The model's output is untrusted data: the reading is type-checked field by field (junk is
 dropped, so a confused model shows up as a confused agent, not as a crash), and a reply
-is only ever text. Transport and HTTP failures map to `InfraError` in `harness.httpclient`.
+is only ever text. Transport and HTTP failures map to `InfraError` in `harness.chat`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from ...errors import InfraError
-from ...httpclient import make_client, parse_json, safe_endpoint, status_error, transport_error
+from ...chat import ChatEndpoint
 from .nlu import Reading
 
 __all__ = ["ModelAnswer", "ModelSteps", "reading_from"]
@@ -63,15 +62,12 @@ class ModelSteps:
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None, temperature: float,
                  timeout_s: float, headers: dict[str, str], max_connections: int):
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.endpoint = safe_endpoint(self.url)
+        self._endpoint = ChatEndpoint(base_url, api_key=api_key, headers=headers, timeout_s=timeout_s,
+                                      max_connections=max_connections)
+        self.url = self._endpoint.url
+        self.endpoint = self._endpoint.endpoint
         self.model = model
         self.temperature = temperature
-        self._secret = api_key or ""
-        hdrs = dict(headers)
-        if self._secret:
-            hdrs["Authorization"] = f"Bearer {self._secret}"
-        self._client = make_client(timeout=timeout_s, max_connections=max_connections, headers=hdrs)
 
     async def understand(self, text: str, *, expecting: str | None, today: date) -> tuple[Reading, ModelAnswer]:
         system = UNDERSTAND_PROMPT.format(today=today.isoformat(), weekday=_WEEKDAYS[today.weekday()],
@@ -91,26 +87,13 @@ class ModelSteps:
                                 "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
         if json_mode:
             body["response_format"] = {"type": "json_object"}
-        try:
-            resp = await self._client.post(self.url, json=body)
-            content = await resp.aread()
-        except Exception as e:  # transport failures become InfraErrors here, in one place
-            raise transport_error(e, self.endpoint) from None
-        err = status_error(resp.status_code, resp.headers, content, self.endpoint, redact=[self._secret])
-        if err is not None:
-            raise err
-        data = parse_json(content, self.endpoint)
-        try:
-            text = str(data["choices"][0]["message"]["content"] or "")
-        except (KeyError, IndexError, TypeError):
-            raise InfraError("protocol", "the answer has no choices[0].message.content", endpoint=self.endpoint,
-                             retryable=True) from None
+        text, data = await self._endpoint.complete(body)
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         return ModelAnswer(text, _str(data.get("model")), _str(data.get("system_fingerprint")),
                            _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._endpoint.aclose()
 
 
 def reading_from(caller_text: str, model_text: str) -> Reading:
