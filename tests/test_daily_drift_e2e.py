@@ -114,3 +114,45 @@ async def test_daily_drift_runs_judges_notifies_and_reruns_from_the_cache(projec
     for secret in secrets:
         for blob in written + sent:
             assert secret not in blob
+
+
+JUDGED_GOLDEN = """
+topic: question
+tags: [judged]
+cases:
+  - id: jdg-hours
+    language: en
+    prompt: What are your opening hours?
+    expect:
+      - contains: "11"
+      - judge: {rubric: correct-faq-answer}
+"""
+
+SIM_JUDGED_SUITE = """
+name: judged-sim
+golden: ["golden/**/*.yaml"]
+target: {kind: sim}
+judge: {base_url: "${JUDGE_URL}", model: judge-model, when: always, canaries: [rubrics/canaries/judge.yaml]}
+"""
+
+
+async def test_a_judge_that_flips_its_canaries_is_judge_drift_not_an_agent_failure(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "rubrics", tmp_path / "rubrics")
+    (tmp_path / "golden" / "question").mkdir(parents=True)
+    (tmp_path / "golden" / "question" / "j.yaml").write_text(JUDGED_GOLDEN, encoding="utf-8")
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "drift.yaml").write_text(SIM_JUDGED_SUITE, encoding="utf-8")
+    # a sensible judge: good answers (the canaries' and the agent's) score high, bad ones low
+    rules = [("明日19時に4名様ですね", 9), ("11 am to 10 pm every day", 9), ("20時に5名様", 1), ("reserved a free parking", 1),
+             ("11", 9)]
+    async with MockJudge(rules=rules, default_score=2) as judge:
+        env = {"JUDGE_URL": judge.url}
+        code, out, err = await run_cli(tmp_path, env)
+        assert code == 0, out[-3000:] + err[-3000:]
+        judge.flip = True  # the judge model changed under us: every score turns around
+        code, out, err = await run_cli(tmp_path, env)
+    assert code == 1, out[-3000:] + err[-3000:]
+    assert "judge_drift" in out
+    data = json.loads(sorted((tmp_path / "reports").glob("judged-sim-*.json"))[-1].read_text())
+    assert data["verdict"]["class"] == "judge_drift"
+    assert data["run"]["extra"]["judge"]["canaries"]["disagreed"] == 4

@@ -142,9 +142,11 @@ def save_run_extra(store: Store, run_id: str, extra: dict[str, Any]) -> None:
 
 
 def exit_code_with_verdict(code: ExitCode, verdict_class: str | None) -> ExitCode:
-    """Infra is 3 whatever the checks said; regression and drift are at least 1."""
+    """Infra is 3 whatever the checks said; regression, drift and judge drift are at least 1
+    (a judge that disagrees with its canaries makes the run's judged verdicts untrustworthy:
+    someone has to look, even though the agent is not blamed)."""
     if verdict_class == "infra":
         return ExitCode.UNREACHABLE
-    if verdict_class in ("regression", "drift"):
+    if verdict_class in ("regression", "drift", "judge_drift"):
         return ExitCode.FAILED
     return code
