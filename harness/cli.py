@@ -72,9 +72,9 @@ def run(
 ) -> None:
     """Run a suite: every selected case against the suite's target, checked, stored and reported."""
     from .pipeline import RunOptions, run_suite
-    from .report import print_summary
 
-    console = _console()
+    # -q prints one plain line: it needs neither rich nor the report package (jinja2 and all)
+    console = None if quiet else _console()
     options = RunOptions(
         topics=tuple(topic), tags=tuple(tag), exclude_tags=tuple(exclude_tag), ids=tuple(case_id),
         repeat=repeat, concurrency=concurrency, sim_faults=tuple(sim_fault), store_url=store,
@@ -86,7 +86,9 @@ def run(
         outcome = run_suite(suite, options, console=console)
     except HarnessError as e:
         raise _fail(e)
-    if not quiet:
+    if console is not None:
+        from .report import print_summary
+
         print_summary(console, outcome.run, outcome.results)
         for name, path in outcome.reports.items():
             if name != "html_latest":
@@ -94,9 +96,9 @@ def run(
     else:
         c = outcome.run.counts
         verdict = (outcome.run.extra.get("verdict") or {}).get("class")
-        console.print(f"{outcome.run.status}: {c.get('passed', 0)} passed, {c.get('failed', 0)} failed, "
-                      f"{c.get('error', 0)} error, {c.get('not_run', 0)} not run"
-                      + (f"; verdict: {verdict}" if verdict else ""), markup=False)
+        print(f"{outcome.run.status}: {c.get('passed', 0)} passed, {c.get('failed', 0)} failed, "
+              f"{c.get('error', 0)} error, {c.get('not_run', 0)} not run"
+              + (f"; verdict: {verdict}" if verdict else ""), flush=True)
     if outcome.run.message:
         _console(stderr=True).print(f"error: {outcome.run.message}", markup=False, soft_wrap=True)
     for w in outcome.warnings:
@@ -129,7 +131,12 @@ def list_checks() -> None:
 
     from .checks import registry
 
-    table = Table("check", "argument", "settings", "needs LLM", "description", box=None)
+    table = Table(box=None, expand=True)
+    table.add_column("check", no_wrap=True, style="bold")
+    table.add_column("argument", no_wrap=True)
+    table.add_column("settings", max_width=22)
+    table.add_column("LLM", no_wrap=True)
+    table.add_column("description", ratio=1)
     for name, info in sorted(registry().items()):
         settings = ", ".join(p for p in info.params if p != info.primary)
         table.add_row(name, info.primary or "-", settings or "-", "yes" if info.needs_llm else "", info.description)
