@@ -321,7 +321,8 @@ def transport_error(exc: BaseException, endpoint: str, *, during_body: bool = Fa
     if isinstance(cause, (asyncio.TimeoutError, TimeoutError)) or (
         from_httpx and cause is exc and isinstance(exc, httpx.TimeoutException)
     ):
-        connecting = isinstance(cause, aiohttp.ConnectionTimeoutError) or (
+        # ConnectionTimeoutError is aiohttp 3.10+; older ones say only "ServerTimeoutError"
+        connecting = isinstance(cause, getattr(aiohttp, "ConnectionTimeoutError", ())) or (
             from_httpx and cause is exc and isinstance(exc, httpx.ConnectTimeout))
         what = "connecting" if connecting else "waiting for the response"
         return InfraError("timeout", f"timed out {what}", endpoint=endpoint)
