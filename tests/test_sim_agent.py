@@ -152,6 +152,13 @@ async def test_reservation_with_correction_ja():
     assert out.side_effects["booking"]["id"] in r.text
 
 
+async def test_a_latin_letter_name_in_a_japanese_call():
+    call = await open_call("ja")
+    await call.say("明日の19時に2名で予約したいです")
+    r = await call.say("Smithです")
+    assert "Smith様" in r.text and r.state["slots"]["name"] == "Smith"
+
+
 async def test_reservation_with_corrections_en():
     call = await open_call("en")
     await call.say("Can I book a table for two on Friday at 7:30pm?")

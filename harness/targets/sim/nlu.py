@@ -269,7 +269,8 @@ def _blank(text: str, m: re.Match[str]) -> str:
 _NOT_NAMES = {"大丈夫", "そう", "結構", "以上", "はい", "お願い", "いい", "了解", "わかりました", "予約", "キャンセル"}
 _JA_NAME_EXPLICIT = re.compile(r"(?:名前は|なまえは|名義は)\s*([^\s、。,.!?！？]+?)\s*(?:です|でお願いします|で|と申します|$)"
                                r"|([^\s、。,.!?！？]{1,12}?)\s*と申します")
-_JA_NAME_BARE = re.compile(r"^(?:はい[、,]?\s*)?(?:私は|わたしは|わたくしは)?\s*([一-龥々ァ-ヶー][一-龥々ぁ-んァ-ヶー]{0,11}?)\s*"
+# a name said in Japanese may be written in Latin letters ("Smithです")
+_JA_NAME_BARE = re.compile(r"^(?:はい[、,]?\s*)?(?:私は|わたしは|わたくしは)?\s*([一-龥々ァ-ヶーA-Za-z][一-龥々ぁ-んァ-ヶーA-Za-z]{0,11}?)\s*"
                            r"(?:です|でお願いします|でございます|と言います|といいます)?[。.!！]?$")
 _EN_NAME_EXPLICIT = re.compile(r"\b(?:my name is|my name's|the name is|the name's|name is|under the name|under)\s+"
                                r"([A-Za-z][A-Za-z'\-]*(?:\s+[A-Za-z][A-Za-z'\-]*)?)", re.I)
