@@ -17,16 +17,30 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def asdict(obj: Any) -> dict[str, Any]:
+def asdict(obj: Any, *, copy_values: bool = True) -> dict[str, Any]:
     """`dataclasses.asdict`, same result, without its per-value deepcopy of plain scalars.
 
     The store and the analysis turn every result into dicts; the standard version spent
     about 0.2 ms per result on a one-turn case, most of it copying strings and numbers.
+    With `copy_values=False` nested dataclasses still become dicts but lists and dicts are
+    shared with the record: a read-only view for code that only reads (the analysis).
     """
     names = _FIELD_NAMES.get(type(obj))
     if names is None:
         names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in fields(obj))
-    return {name: _copy(getattr(obj, name)) for name in names}
+    if copy_values:
+        return {name: _copy(getattr(obj, name)) for name in names}
+    return {name: _view(getattr(obj, name)) for name in names}
+
+
+def _view(v: Any) -> Any:
+    if type(v) in _SCALARS:
+        return v
+    if is_dataclass(v) and not isinstance(v, type):
+        return asdict(v, copy_values=False)
+    if type(v) is list and v and is_dataclass(v[0]):
+        return [_view(x) for x in v]
+    return v
 
 
 def _copy(v: Any) -> Any:
@@ -72,8 +86,9 @@ class Turn:
     reply: AgentReply
     kind: str = "say"  # say, silence, dtmf, greeting
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "kind": self.kind, "caller": self.caller, "reply": asdict(self.reply)}
+    def to_dict(self, *, copy_values: bool = True) -> dict[str, Any]:
+        return {"index": self.index, "kind": self.kind, "caller": self.caller,
+                "reply": asdict(self.reply, copy_values=copy_values)}
 
 
 @dataclass(slots=True)
@@ -120,8 +135,9 @@ class Transcript:
 
         return {"tokens_in": total("tokens_in"), "tokens_out": total("tokens_out"), "cost": total("cost")}
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"turns": [t.to_dict() for t in self.turns], "outcome": asdict(self.outcome)}
+    def to_dict(self, *, copy_values: bool = True) -> dict[str, Any]:
+        return {"turns": [t.to_dict(copy_values=copy_values) for t in self.turns],
+                "outcome": asdict(self.outcome, copy_values=copy_values)}
 
 
 @dataclass(slots=True)
@@ -138,8 +154,8 @@ class CheckResult:
     error: bool = False  # the check itself could not run (judge unreachable, …)
     skipped: bool = False  # not run by policy (judge_when: exact_passed, judge budget spent)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, *, copy_values: bool = True) -> dict[str, Any]:
+        return asdict(self, copy_values=copy_values)
 
 
 @dataclass(slots=True)

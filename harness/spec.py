@@ -272,6 +272,7 @@ class CaseSpec(Strict):
     # every instance (about 0.2 ms a case); an empty list default is copied cheaply instead
     _tags: list[str] = PrivateAttr(default=[])
     _language: str | None = PrivateAttr(default=None)
+    _source: Position | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _turns_or_prompt(self) -> "CaseSpec":
@@ -286,7 +287,10 @@ class CaseSpec(Strict):
     # resolved view ---------------------------------------------------------------
     @property
     def source(self) -> Position:
-        return Position(self._file, self._line, self._col)
+        # one private lookup instead of three: pydantic serves private attributes through a
+        # slow __getattr__, and loading asks for a case's source several times
+        pos = self._source  # set by the loader together with _file, _line and _col
+        return pos if pos is not None else Position(self._file, self._line, self._col)
 
     @property
     def resolved_topic(self) -> str:

@@ -149,8 +149,10 @@ def observe_results(results: Iterable[CaseResult]) -> dict[str, CaseObs]:
     out: dict[str, CaseObs] = {}
     for r in sorted(results, key=lambda r: (r.case_id, r.repeat_index)):
         obs = out.setdefault(r.case_id, CaseObs(r.case_id, r.topic))
-        checks = [c.to_dict() for c in r.checks]
-        add_row(obs, r.status, checks, r.transcript.to_dict() if r.transcript is not None else None)
+        # read-only views: the analysis never changes a result, so nothing needs copying
+        checks = [c.to_dict(copy_values=False) for c in r.checks]
+        add_row(obs, r.status, checks,
+                r.transcript.to_dict(copy_values=False) if r.transcript is not None else None)
     return out
 
 

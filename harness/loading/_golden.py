@@ -62,6 +62,7 @@ def _annotate(golden: GoldenFile, raw: Any, path: str) -> None:
         raw_case = raw_cases[i]
         pos = getattr(raw_case, "pos", None) or Position(path, 1, 1)
         case._file, case._line, case._col = path, pos.line, pos.col
+        case._source = Position(path, pos.line, pos.col)
         case._topic = case.topic or golden.topic
         case._tags = list(dict.fromkeys([*golden.tags, *case.tags]))
         case._language = case.language or golden.language
