@@ -120,6 +120,14 @@ class Session:
         self._client: aiohttp.ClientSession | None = None
         self._proxies: dict[str, tuple[str | None, Any]] = {}
 
+    @classmethod
+    def for_target(cls, limits: Any, headers: Mapping[str, str], defaults: Mapping[str, str]) -> "Session":
+        """A target's session: its limits, and the user's headers over ours (names compared
+        without case, so a user's Content-Type replaces the default one)."""
+        merged = {name.lower(): (name, value) for name, value in defaults.items()}
+        merged.update((name.lower(), (name, value)) for name, value in headers.items())
+        return cls(timeout=limits.timeout_s, max_connections=limits.concurrency + 4, headers=dict(merged.values()))
+
     def _open(self) -> aiohttp.ClientSession:
         import aiohttp
 

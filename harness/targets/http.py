@@ -159,12 +159,8 @@ class HttpTarget(Target):
     def session(self) -> Session:
         """The target's one HTTP session, reused for every call; connections open on first use."""
         if self._session is None:
-            # header names are case-insensitive: a user's content-type replaces ours
-            merged = {"content-type": ("Content-Type", self.config.content_type)}
-            merged.update((name.lower(), (name, value)) for name, value in self.config.headers.items())
-            limits = self.config.limits
-            self._session = Session(timeout=limits.timeout_s, max_connections=limits.concurrency + 4,
-                                    headers=dict(merged.values()))
+            self._session = Session.for_target(self.config.limits, self.config.headers,
+                                               {"Content-Type": self.config.content_type})
         return self._session
 
     async def post(self, method: str, url: str, body: bytes) -> tuple[Any, float]:

@@ -156,14 +156,11 @@ class OpenAITarget(Target):
     def session(self) -> Session:
         """The target's one HTTP session, reused for every call; connections open on first use."""
         if self._session is None:
-            # header names are case-insensitive: a user's content-type replaces ours
-            merged = {"content-type": ("Content-Type", "application/json")}
-            merged.update((name.lower(), (name, value)) for name, value in self.config.headers.items())
-            if self.config.api_key is not None:
-                merged["authorization"] = ("Authorization", f"Bearer {self.config.api_key.get_secret_value()}")
-            limits = self.config.limits
-            self._session = Session(timeout=limits.timeout_s, max_connections=limits.concurrency + 4,
-                                    headers=dict(merged.values()))
+            headers = dict(self.config.headers)
+            if self.config.api_key is not None:  # the key wins over a user's Authorization header
+                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                headers["Authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"
+            self._session = Session.for_target(self.config.limits, headers, {"Content-Type": "application/json"})
         return self._session
 
     def payload(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
