@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import xml.etree.ElementTree as ET
+
 import pytest
 
 from harness.errors import ConfigError
@@ -82,6 +85,17 @@ def test_two_shards_of_one_group_read_back_as_one_run(project: Project) -> None:
     assert summary.exit_code == 0 and summary.extra["shards"] == 2
     assert group_summary(store, "nope") is None
     store.close()
+
+    # the report treats the group as one run: one JUnit file holding every shard's cases
+    out = project.harness("report", "--group", "ci-7", "--store", project.store_url, "-o", "out")
+    assert out.returncode == 0, out.stderr
+    junit = ET.parse(project.root / "out" / "smoke-group-ci-7.junit.xml").getroot()
+    assert sum(int(s.get("tests")) for s in junit.iter("testsuite")) == 24
+    data = json.loads((project.root / "out" / "smoke-group-ci-7.json").read_text())
+    assert data["run"]["run_id"] == "ci-7" and data["run"]["counts"]["passed"] == 24
+    assert (project.root / "out" / "smoke-group-ci-7.html").is_file()
+    missing = project.harness("report", "--group", "nope", "--store", project.store_url, "-o", "out")
+    assert missing.returncode == 2 and "no run in the store belongs to group 'nope'" in missing.stderr
 
 
 def test_a_bad_shard_is_a_one_line_config_error(project: Project) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..records import RunInfo
 from ..spec import AnalysisSpec
-from .compare import Comparison, Reference
+from .compare import COST_SHIFT, LATENCY_FLOOR_MS, Comparison, Reference
 
 __all__ = ["CLASSES", "classify"]
 
@@ -109,8 +109,6 @@ def classify(run: RunInfo, cmp: Comparison, ref: Reference, spec: AnalysisSpec) 
     lat = cmp.latency
     if lat["p95"] is not None and lat["baseline_p95"]:
         shift = (lat["p95"] - lat["baseline_p95"]) / lat["baseline_p95"]
-        from .compare import LATENCY_FLOOR_MS
-
         if abs(shift) > spec.latency_shift and abs(lat["p95"] - lat["baseline_p95"]) > LATENCY_FLOOR_MS:
             evidence.append({"kind": "latency", "shift": shift,
                              "detail": f"p95 turn latency {lat['p95']:,.0f} ms vs {lat['baseline_p95']:,.0f} ms before "
@@ -119,7 +117,7 @@ def classify(run: RunInfo, cmp: Comparison, ref: Reference, spec: AnalysisSpec) 
         now, before = cmp.usage[key], cmp.usage["baseline_" + key]
         if now is not None and before:
             shift = (now - before) / before
-            if abs(shift) > 0.5:
+            if abs(shift) > COST_SHIFT:
                 evidence.append({"kind": label, "shift": shift,
                                  "detail": f"{label} per call {now:.4g} vs {before:.4g} before ({shift * 100:+.0f}%)"})
 

@@ -278,7 +278,6 @@ def _fmt_label(epoch: float, with_time: bool) -> str:
 def _aggregate(df: pd.DataFrame, turns: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """The six metrics per group. Pass rate is passed ÷ (passed + failed), as everywhere
     else in the harness; error rate counts infra errors and cases that did not run."""
-    import pandas as pd
 
     g = df.groupby(by, sort=False, observed=True)
     out = g.agg(n=("id", "size"), passed=("is_passed", "sum"), judged=("is_judged", "sum"),

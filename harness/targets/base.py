@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -85,14 +84,6 @@ class Target(ABC):
 
     async def aclose(self) -> None:
         return None
-
-
-@dataclass
-class TargetInfo:
-    kind: str
-    cls: type[Target]
-    description: str
-    settings: dict[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, type[Target]] = {}
