@@ -159,7 +159,7 @@ async def play_call(
 
 
 async def _play_script(conv: Conversation, call: _Call, cc: "CompiledCase") -> None:
-    turns = getattr(cc, "turns", None) or cc.case.call_turns  # compile_case works the turns out once
+    turns = cc.turns  # compile_case works the turns out once
     for n, (spec, turn_checks) in enumerate(zip(turns, cc.turn_checks), start=1):
         if call.ended_at is not None:
             call.never_happened(n, turn_checks)

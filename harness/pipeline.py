@@ -186,12 +186,13 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
 
     judge = _judge_service(suite)
 
+    described = target.describe()
     run = RunInfo(
         run_id=options.run_id or new_run_id(),
         suite=suite.name,
         suite_file=os.path.relpath(suite.file, suite.root) if suite.file else "",
-        target=target.describe(),
-        model=target.describe().get("model"),
+        target=described,
+        model=described.get("model"),
         git_sha=git_sha(suite.root),
         host=socket.gethostname(),
         started=time.time(),

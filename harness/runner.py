@@ -48,10 +48,10 @@ class CompiledCase:
     turn_checks: list[list[CompiledCheck]]
     call_checks: list[CompiledCheck]
     repeat: int
-    turns: list[TurnSpec] = field(default_factory=list)
-    topic: str = ""
-    tags: tuple[str, ...] = ()
-    source: str = ""
+    turns: list[TurnSpec]
+    topic: str
+    tags: tuple[str, ...]
+    source: str  # "file:line"
 
 
 def compile_case(case: CaseSpec, default_repeat: int = 1) -> CompiledCase:
@@ -235,34 +235,18 @@ class Runner:
         self.on_result(result)
 
     async def _one(self, item: WorkItem) -> CaseResult:
-        cc = item.compiled
-        case = cc.case
         started = time.time()
         t0 = time.perf_counter()
-        # a CompiledCase built by hand (not by compile_case) may lack the worked-out fields
-        base = dict(case_id=case.id, topic=cc.topic or case.resolved_topic, tags=list(cc.tags or case.resolved_tags),
-                    repeat_index=item.repeat_index, started=started,
-                    source=cc.source or f"{case.source.path}:{case.source.line}")
-        timeout = case.timeout_s or self.limits.case_timeout_s
+        timeout = item.compiled.case.timeout_s or self.limits.case_timeout_s
         try:
             async with asyncio.timeout(timeout):
                 transcript, checks = await play_call(self.target, item, self.guard, self.extras)
-        except TargetUnreachable as e:
-            return CaseResult(**base, status="error", error=e.line(), error_kind="unreachable",
-                              duration_ms=(time.perf_counter() - t0) * 1000)
-        except InfraError as e:
-            return CaseResult(**base, status="error", error=e.line(), error_kind=e.kind,
-                              duration_ms=(time.perf_counter() - t0) * 1000)
-        except TimeoutError:
-            return CaseResult(**base, status="error", error=f"timeout: the call took longer than {timeout:g}s",
-                              error_kind="timeout", duration_ms=(time.perf_counter() - t0) * 1000)
-        except asyncio.CancelledError:
-            raise
         except Exception as e:  # a target bug must not crash the run or lose the other results
-            return CaseResult(**base, status="error", error=f"target failed: {type(e).__name__}: {e}",
-                              error_kind="internal", duration_ms=(time.perf_counter() - t0) * 1000)
-        return CaseResult(**base, status=_status(checks), checks=checks, transcript=transcript,
-                          duration_ms=(time.perf_counter() - t0) * 1000)
+            error, kind = _error_line(e, timeout)
+            return _result(item, started, status="error", error=error, error_kind=kind,
+                           duration_ms=(time.perf_counter() - t0) * 1000)
+        return _result(item, started, status=_status(checks), checks=checks, transcript=transcript,
+                       duration_ms=(time.perf_counter() - t0) * 1000)
 
     async def run(self, items: list[WorkItem]) -> RunStats:
         stats = RunStats(requests=self.guard.stats)
@@ -291,8 +275,23 @@ class Runner:
         return stats
 
     def _not_run(self, item: WorkItem) -> CaseResult:
-        case = item.compiled.case
-        return CaseResult(case_id=case.id, topic=case.resolved_topic, tags=list(case.resolved_tags),
-                          repeat_index=item.repeat_index, status="not_run", started=time.time(),
-                          error=f"not run: {self.guard.breaker.open_reason}", error_kind="unreachable",
-                          source=f"{case.source.path}:{case.source.line}")
+        return _result(item, time.time(), status="not_run", error=f"not run: {self.guard.breaker.open_reason}",
+                       error_kind="unreachable")
+
+
+def _result(item: WorkItem, started: float, **outcome: Any) -> CaseResult:
+    """A planned item's result: the case's identity (worked out once by compile_case) and its outcome."""
+    cc = item.compiled
+    return CaseResult(case_id=cc.case.id, topic=cc.topic, tags=list(cc.tags), repeat_index=item.repeat_index,
+                      started=started, source=cc.source, **outcome)
+
+
+def _error_line(e: Exception, timeout: float) -> tuple[str, str]:
+    """One line and an error kind for a call that ended without a transcript."""
+    if isinstance(e, TargetUnreachable):
+        return e.line(), "unreachable"
+    if isinstance(e, InfraError):
+        return e.line(), e.kind
+    if isinstance(e, TimeoutError):
+        return f"timeout: the call took longer than {timeout:g}s", "timeout"
+    return f"target failed: {type(e).__name__}: {e}", "internal"
