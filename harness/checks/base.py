@@ -238,10 +238,15 @@ def _build(info: CheckInfo, spec: CheckSpec) -> tuple[CheckFn, dict[str, Any]]:
 
 
 def _plain(v: Any) -> Any:
+    """The check's arguments as plain JSON values (the loader's positioned containers and
+    any str/int subclasses become the built-in types), so they store and compare cleanly."""
     if isinstance(v, dict):
         return {str(k): _plain(x) for k, x in v.items()}
     if isinstance(v, list):
         return [_plain(x) for x in v]
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return type(v)(v) if v is not None and type(v) not in (str, int, float, bool) else v
+    if v is None:
+        return None
+    for plain in (bool, int, float, str):  # bool first: it is an int too
+        if isinstance(v, plain):
+            return plain(v)
     return str(v)
