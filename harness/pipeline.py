@@ -198,7 +198,7 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
         started=time.time(),
         planned=len(items),
         group=options.group or _default_group(options),
-        extra={"pid": os.getpid(), **({"shard": options.shard} if options.shard else {})},
+        extra={"shard": options.shard} if options.shard else {},  # the store adds the process itself
     )
     store.start_run(run)
     writer = ResultWriter(store, run.run_id)

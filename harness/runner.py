@@ -209,7 +209,8 @@ def _status(checks: list[CheckResult]) -> str:
 
 @dataclass
 class RunStats:
-    counts: dict[str, int] = field(default_factory=lambda: {"passed": 0, "failed": 0, "error": 0, "not_run": 0})
+    """How the run went at the request level (results themselves go to `on_result`)."""
+
     aborted: str | None = None  # the breaker's one line when the run stopped early
     requests: RequestStats = field(default_factory=RequestStats)
 
@@ -229,10 +230,6 @@ class Runner:
         self.guard = Guard(self.limits, rng=random.Random(seed))
         self.on_result = on_result or (lambda r: None)
         self.extras = extras or {}  # services checks may use (the judge), by name
-
-    def _emit(self, stats: RunStats, result: CaseResult) -> None:
-        stats.counts[result.status] = stats.counts.get(result.status, 0) + 1
-        self.on_result(result)
 
     async def _one(self, item: WorkItem) -> CaseResult:
         started = time.time()
@@ -260,9 +257,9 @@ class Runner:
         async def worker() -> None:
             for item in queue:
                 if self.guard.breaker.is_open:
-                    self._emit(stats, self._not_run(item))
+                    self.on_result(self._not_run(item))
                     continue
-                self._emit(stats, await self._one(item))
+                self.on_result(await self._one(item))
 
         workers = [asyncio.create_task(worker()) for _ in range(min(self.limits.concurrency, max(1, len(items))))]
         try:
