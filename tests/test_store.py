@@ -125,6 +125,8 @@ def test_run_and_results_round_trip(store: Store) -> None:
     assert process == {"host": socket.gethostname(), "pid": os.getpid()}
     assert got == info
     assert store.results(info.run_id) == results
+    assert store.results(info.run_id, case_ids=["faq-1", results[1].case_id]) == [results[1], results[3]]
+    assert store.results(info.run_id, case_ids=[]) == []
 
     # the per-result summary columns are filled for trend queries
     from harness.store.schema import results as results_table

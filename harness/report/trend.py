@@ -477,22 +477,6 @@ def _answers(r: CaseResult | None) -> list[str]:
     return [" ".join((t.reply.text or "").split()) for t in r.transcript.turns]
 
 
-def _baseline_results(store: Store, run_id: str, case_ids: list[str] | None) -> list[CaseResult]:
-    """The baseline's results: all of them, or only those of `case_ids` (chunked IN lists)."""
-    if case_ids is None:
-        return store.results(run_id)
-    from ..store.store import _result_from_row  # the store's own row → record conversion
-
-    t = db.results
-    out: list[CaseResult] = []
-    with store.engine.connect() as conn:
-        for i in range(0, len(case_ids), 500):
-            chunk = case_ids[i : i + 500]
-            rows = conn.execute(select(t).where(t.c.run_id == run_id, t.c.case_id.in_(chunk)).order_by(t.c.id)).all()
-            out.extend(_result_from_row(row) for row in rows)
-    return out
-
-
 def _classify(before: str | None, after: str) -> str | None:
     if before is None:
         return "new" if after != "passed" else None
@@ -594,12 +578,12 @@ def load_trend(store: Store, *, suite: str | None, since_s: float | None, focus_
         changes = _verdict_changes(verdict["changed_cases"], focus_results)
         if baseline is not None and changes:
             ids = [c.case_id for c in changes[:MAX_CHANGES]]
-            prev = _first_repeats(_baseline_results(store, baseline.run_id, ids))
+            prev = _first_repeats(store.results(baseline.run_id, case_ids=ids))
             for c in changes:
                 c.previous = prev.get(c.case_id)
     elif focus and baseline is not None:
         source = "computed"
-        changes = _computed_changes(focus_results, _baseline_results(store, baseline.run_id, None))
+        changes = _computed_changes(focus_results, store.results(baseline.run_id))
     total = len(changes)
 
     consistency = verdict.get("consistency") if verdict and isinstance(verdict.get("consistency"), dict) else {}

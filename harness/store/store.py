@@ -494,11 +494,19 @@ class Store:
             rows = conn.execute(query).all()
         return [_as_seen(_run_from_row(row)) for row in rows]
 
-    def results(self, run_id: str) -> list[CaseResult]:
-        """Every result of a run, in the order they were first written."""
+    def results(self, run_id: str, *, case_ids: Sequence[str] | None = None) -> list[CaseResult]:
+        """Every result of a run (or only those of `case_ids`), in the order they were first written."""
         t = schema.results
+        query = select(t).where(t.c.run_id == run_id)
         with self._tx(f"read results of run {run_id}") as conn:
-            rows = conn.execute(select(t).where(t.c.run_id == run_id).order_by(t.c.id)).all()
+            if case_ids is None:
+                rows = conn.execute(query.order_by(t.c.id)).all()
+            else:
+                rows = []
+                ids = list(case_ids)
+                for i in range(0, len(ids), 500):  # bounded IN lists, for any database
+                    rows += conn.execute(query.where(t.c.case_id.in_(ids[i : i + 500]))).all()
+                rows.sort(key=lambda row: row.id)
         return [_result_from_row(row) for row in rows]
 
     def schema_version(self) -> int:
