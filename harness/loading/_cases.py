@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import glob
 import os
 from fnmatch import fnmatchcase
@@ -82,9 +81,6 @@ def load_cases(
     """
     with gc_paused():  # thousands of cases: see gc_paused
         cases, errors = all_cases(suite)
-    # The cases live as long as the run: keep the collector from walking them over and over
-    # while the plan is built (the runner freezes again, and unfreezes when it is done).
-    gc.freeze()
     raise_errors(errors)
     sel = suite.select
     filters = [

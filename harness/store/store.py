@@ -172,6 +172,29 @@ def _transcript_dict(t: Transcript) -> dict[str, Any]:
     }
 
 
+_RESULT_KEYS = ("run_id", "case_id", "repeat_index")
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (run, case, repeat) DO UPDATE for SQLite or PostgreSQL.
+
+    Built once per dialect: building it (a proxy column per `excluded` value) cost as much
+    CPU as writing a batch of fifty results, on the thread that shares the GIL with the run.
+    """
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        t = schema.results
+        ins = dialect_insert(t)
+        changed = {c.name: ins.excluded[c.name] for c in t.c if c.name not in ("id", *_RESULT_KEYS)}
+        stmt = _UPSERTS[dialect] = ins.on_conflict_do_update(index_elements=list(_RESULT_KEYS), set_=changed)
+    return stmt
+
+
 def _result_row(run_id: str, r: CaseResult) -> dict[str, Any]:
     t = r.transcript
     totals = t.totals() if t is not None else {}
@@ -385,16 +408,9 @@ class Store:
     @staticmethod
     def _upsert_results(conn: Connection, rows: list[dict[str, Any]]) -> None:
         t = schema.results
-        keys = ["run_id", "case_id", "repeat_index"]
         dialect = conn.dialect.name
         if dialect in ("sqlite", "postgresql"):
-            if dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert
-            stmt = dialect_insert(t)
-            changed = {c.name: stmt.excluded[c.name] for c in t.c if c.name not in ("id", *keys)}
-            conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed), rows)
+            conn.execute(_upsert_statement(dialect), rows)
             return
         # Any other database: remove the old copies, then insert, in the same transaction.
         wanted = [(r["run_id"], r["case_id"], r["repeat_index"]) for r in rows]
