@@ -411,8 +411,13 @@ class SSEDecoder:
             return []
         *lines, self._buf = self._buf.split(b"\n")
         out: list[bytes] = []
+        line_of = self._line
         for line in lines:
-            self._line(line, out)
+            # the common line, `data: {...}`, is taken here: a call per line showed in profiles
+            if line.startswith(b"data: ") and not line.endswith(b"\r"):
+                self._data.append(line[6:])
+            else:
+                line_of(line, out)
         return out
 
     def flush(self) -> list[bytes]:

@@ -250,8 +250,8 @@ class OpenAITarget(Target):
 
     def _event(self, data: bytes) -> dict[str, Any]:
         try:
-            event = json.loads(data)
-        except ValueError:
+            event = json.loads(data.decode())  # as text: json.loads(bytes) guesses the encoding first
+        except ValueError:  # UnicodeDecodeError is one too
             raise InfraError("protocol", f"a stream event is not valid JSON: {excerpt(data)}",
                              endpoint=self.safe_endpoint, retryable=True) from None
         if not isinstance(event, dict):
