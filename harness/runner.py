@@ -13,7 +13,6 @@ reported.
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
 import time
 from dataclasses import dataclass, field
@@ -56,11 +55,20 @@ class CompiledCase:
 
 def compile_case(case: CaseSpec, default_repeat: int = 1) -> CompiledCase:
     """Compile a case's checks; `outcome` and `budgets` become ordinary call-level checks."""
+    # The loader compiled the case's own checks while validating it, by (id(spec), scope):
+    # each keeps its spec alive, so an id found there is that very spec; the specs of an
+    # edited case, and outcome and budget checks, are compiled here.
+    loaded = case._derived.get("checks") or {}
+
+    def compiled(spec: CheckSpec, scope: Any) -> CompiledCheck:
+        hit = loaded.get((id(spec), scope))
+        return hit if hit is not None else compile_check(spec, scope=scope)
+
     turns = case.call_turns
-    turn_checks = [[compile_check(s, scope="turn") for s in t.expect] for t in turns]
+    turn_checks = [[compiled(s, "turn") for s in t.expect] for t in turns]
     call_specs: list[CheckSpec] = [*case.call_expect, *call_check_specs(case)]  # outcome + budgets (harness.calls)
     src = case.source
-    call_checks = [compile_check(s, scope="call") for s in call_specs]
+    call_checks = [compiled(s, "call") for s in call_specs]
     return CompiledCase(case, turn_checks, call_checks, case.repeat or default_repeat, turns=turns,
                         topic=case.resolved_topic, tags=tuple(case.resolved_tags),
                         source=f"{src.path}:{src.line}")
@@ -248,11 +256,6 @@ class Runner:
     async def run(self, items: list[WorkItem]) -> RunStats:
         stats = RunStats(requests=self.guard.stats)
         queue = iter(items)
-        # Everything alive now (modules, the loaded cases) lives until the run ends: frozen,
-        # the garbage collector stops walking it after every few hundred allocations, which
-        # cost a quarter of the run's CPU at 10,000 cases. Unfrozen at the end, so a
-        # long-lived process (the scheduler) still collects it later.
-        gc.freeze()
 
         async def worker() -> None:
             for item in queue:
@@ -267,7 +270,6 @@ class Runner:
         finally:
             for w in workers:
                 w.cancel()
-            gc.unfreeze()
         stats.aborted = self.guard.breaker.open_reason
         return stats
 

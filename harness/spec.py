@@ -8,6 +8,7 @@ example an unknown check name found when the checks are compiled).
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
@@ -47,6 +48,12 @@ class CheckSpec(BaseModel):
             return {"name": data, "pos": getattr(data, "pos", None), "name_pos": getattr(data, "pos", None)}
         if not isinstance(data, dict):
             raise ValueError("expected a mapping such as {contains: \"text\"}")
+        if len(data) == 1:  # the usual `{contains: "19時"}`: the same result as below, in fewer steps
+            (name, arg), = data.items()
+            if name != "name" and name not in CHECK_MODIFIERS:
+                pos = getattr(data, "pos", None)
+                key_pos = getattr(data, "key_pos", None)
+                return {"name": name, "arg": arg, "pos": pos, "name_pos": key_pos.get(name) if key_pos else pos}
         if "name" in data and set(data) <= {"name", "arg", "pos", "name_pos", *CHECK_MODIFIERS}:
             return data  # already in model form
         names = [k for k in data if k not in CHECK_MODIFIERS]
@@ -75,8 +82,7 @@ class TurnSpec(Strict):
 
     @model_validator(mode="after")
     def _one_input(self) -> "TurnSpec":
-        given = [k for k in ("caller", "silence", "dtmf") if getattr(self, k) is not None]
-        if len(given) != 1:
+        if (self.caller is not None) + (self.silence is not None) + (self.dtmf is not None) != 1:
             raise ValueError("a turn needs exactly one of: caller, silence, dtmf")
         return self
 
@@ -244,6 +250,44 @@ class ReducerSpec(BaseModel):
         return self.name if self.value is None else f"{self.name}:{self.value:g}"
 
 
+class _Derived(dict):
+    """What is worked out from a case and kept for reuse: its prompt's turn, its compiled checks.
+
+    Equal to any other, so it never tells two cases apart, and left behind by pickle and
+    deepcopy (compiled checks hold functions, which do not pickle): it is worked out again.
+    A `model_copy` shares it, which is safe: each user checks an entry still fits the case.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Derived)
+
+    def __reduce__(self) -> Any:
+        return (_Derived, ())
+
+
+def _same_items(a: list[Any], b: list[Any]) -> bool:
+    return len(a) == len(b) and all(map(operator.is_, a, b))
+
+
+def _loader_attr(name: str) -> property:
+    """`case._topic` and the other values the loader fills in, read and set like attributes.
+
+    They live in pydantic's private-state dict, the one `model_copy` copies, but are not
+    declared as PrivateAttr: pydantic would then build every default for every case it
+    validates and serve each read through its slow `__getattr__`, which together cost more
+    than validating the cases themselves on a large golden set. `model_post_init` sets
+    them all in one go instead.
+    """
+
+    def get(self: "CaseSpec") -> Any:
+        return self.__pydantic_private__[name]
+
+    def set(self: "CaseSpec", value: Any) -> None:
+        self.__pydantic_private__[name] = value
+
+    return property(get, set)
+
+
 class CaseSpec(Strict):
     """One golden case: a whole call (`turns`) or a one-turn shorthand (`prompt`)."""
 
@@ -263,22 +307,39 @@ class CaseSpec(Strict):
     reducer: ReducerSpec | None = Field(default=None, description="how repeats reduce to one verdict; default: the suite's")
     timeout_s: float | None = Field(default=None, gt=0)
 
-    # filled in by the loader
-    _file: str = PrivateAttr(default="")
-    _line: int = PrivateAttr(default=0)
-    _col: int = PrivateAttr(default=0)
-    _topic: str = PrivateAttr(default="")
-    # a plain default, not default_factory: pydantic inspects a factory's signature on
-    # every instance (about 0.2 ms a case); an empty list default is copied cheaply instead
-    _tags: list[str] = PrivateAttr(default=[])
-    _language: str | None = PrivateAttr(default=None)
-    _source: Position | None = PrivateAttr(default=None)
+    # Filled in by the loader (see `_loader_attr`): where the case was written and what it
+    # inherits from its file.
+    _file = _loader_attr("_file")
+    _line = _loader_attr("_line")
+    _col = _loader_attr("_col")
+    _topic = _loader_attr("_topic")
+    _tags = _loader_attr("_tags")
+    _language = _loader_attr("_language")
+    _source = _loader_attr("_source")
+
+    def model_post_init(self, context: Any, /) -> None:
+        # the loader's values as a case that did not come from a file has them, in one dict
+        object.__setattr__(self, "__pydantic_private__", {
+            "_file": "", "_line": 0, "_col": 0, "_topic": "", "_tags": [], "_language": None, "_source": None,
+            "_derived": _Derived(),
+        })
+
+    @property
+    def _derived(self) -> dict[str, Any]:
+        """Kept for reuse: `prompt_turn` (see call_turns) and `checks`, the checks the loader
+        compiled, by (id(spec), scope), which harness.runner.compile_case takes over."""
+        return self.__pydantic_private__["_derived"]
+
+    def set_loaded(self, source: Position, topic: str, tags: list[str], language: str | None) -> None:
+        """Set everything the loader knows about the case at once."""
+        self.__pydantic_private__.update(_file=source.path, _line=source.line, _col=source.col, _topic=topic,
+                                         _tags=tags, _language=language, _source=source)
 
     @model_validator(mode="after")
     def _turns_or_prompt(self) -> "CaseSpec":
-        given = [k for k in ("turns", "prompt", "caller") if getattr(self, k) is not None]
-        if len(given) == 1:
+        if (self.turns is not None) + (self.prompt is not None) + (self.caller is not None) == 1:
             return self
+        given = [k for k in ("turns", "prompt", "caller") if getattr(self, k) is not None]
         if self.caller is None:
             raise ValueError("a case needs exactly one of: turns (a whole call) or prompt (one question)")
         raise ValueError("a goal-driven caller plays the whole call: give caller or turns or prompt, not "
@@ -287,22 +348,21 @@ class CaseSpec(Strict):
     # resolved view ---------------------------------------------------------------
     @property
     def source(self) -> Position:
-        # one private lookup instead of three: pydantic serves private attributes through a
-        # slow __getattr__, and loading asks for a case's source several times
-        pos = self._source  # set by the loader together with _file, _line and _col
-        return pos if pos is not None else Position(self._file, self._line, self._col)
+        state = self.__pydantic_private__
+        pos = state["_source"]  # set by the loader together with _file, _line and _col
+        return pos if pos is not None else Position(state["_file"], state["_line"], state["_col"])
 
     @property
     def resolved_topic(self) -> str:
-        return self._topic
+        return self.__pydantic_private__["_topic"]
 
     @property
     def resolved_tags(self) -> list[str]:
-        return self._tags
+        return self.__pydantic_private__["_tags"]
 
     @property
     def resolved_language(self) -> str | None:
-        return self._language
+        return self.__pydantic_private__["_language"]
 
     @property
     def call_turns(self) -> list[TurnSpec]:
@@ -314,7 +374,13 @@ class CaseSpec(Strict):
             return self.turns
         if self.caller is not None:
             return []
-        return [TurnSpec(caller=self.prompt, expect=self.expect)]
+        # Built once and kept: loading and compile_case both ask, and a TurnSpec costs a
+        # validation. Built again if prompt or expect changed since.
+        derived = self._derived
+        turn = derived.get("prompt_turn")
+        if turn is None or turn.caller != self.prompt or not _same_items(turn.expect, self.expect):
+            turn = derived["prompt_turn"] = TurnSpec(caller=self.prompt, expect=self.expect)
+        return [turn]
 
     @property
     def call_expect(self) -> list[CheckSpec]:

@@ -23,8 +23,9 @@ def call_errors(golden: GoldenFile, raw: Any, path: str) -> list[ConfigError]:
     """Every slot name, fault and caller setting of the file's calls that cannot work."""
     known = (*SLOT_NAMES, *golden.slots)
     errors: list[ConfigError] = []
+    raw_cases = raw["cases"]
     for i, case in enumerate(golden.cases):
-        raw_case = raw["cases"][i]
+        raw_case = raw_cases[i]
         fallback = case.source
         if case.caller is not None:
             raw_caller = raw_case.get("caller")
@@ -43,7 +44,8 @@ def call_errors(golden: GoldenFile, raw: Any, path: str) -> list[ConfigError]:
         errors += _check_slots(case.call_expect, raw_case.get("expect"), known, fallback)
         for j, turn in enumerate(case.turns or []):
             errors += _check_slots(turn.expect, _get(raw_case["turns"][j], "expect"), known, fallback)
-        errors += _faults(case, _get(raw_case, "faults"), fallback)
+        if case.faults:
+            errors += _faults(case, _get(raw_case, "faults"), fallback)
     return sorted(errors, key=lambda e: (e.position.line, e.position.col) if e.position else (0, 0))
 
 

@@ -61,11 +61,8 @@ def _annotate(golden: GoldenFile, raw: Any, path: str) -> None:
     for i, case in enumerate(golden.cases):
         raw_case = raw_cases[i]
         pos = getattr(raw_case, "pos", None) or Position(path, 1, 1)
-        case._file, case._line, case._col = path, pos.line, pos.col
-        case._source = Position(path, pos.line, pos.col)
-        case._topic = case.topic or golden.topic
-        case._tags = list(dict.fromkeys([*golden.tags, *case.tags]))
-        case._language = case.language or golden.language
+        case.set_loaded(Position(path, pos.line, pos.col), case.topic or golden.topic,
+                        list(dict.fromkeys([*golden.tags, *case.tags])), case.language or golden.language)
         _fill_check_positions(case.expect, raw_case.get("expect"))
         if case.turns is not None:
             for j, turn in enumerate(case.turns):
@@ -78,9 +75,13 @@ def _fill_check_positions(checks: list[CheckSpec], raw_list: Any) -> None:
     """A bare check name (`- json`) is a plain string with no position: take its list slot's."""
     positions = getattr(raw_list, "item_pos", [])
     for k, spec in enumerate(checks):
+        # only write what is missing: a pydantic attribute write is slow, and a check
+        # written as a mapping already has both positions
         if k < len(positions):
-            spec.pos = spec.pos or positions[k]
-            spec.name_pos = spec.name_pos or positions[k]
+            if spec.pos is None:
+                spec.pos = positions[k]
+            if spec.name_pos is None:
+                spec.name_pos = positions[k]
 
 
 def _compile_checks(golden: GoldenFile) -> list[ConfigError]:
@@ -88,19 +89,22 @@ def _compile_checks(golden: GoldenFile) -> list[ConfigError]:
 
     errors: list[ConfigError] = []
 
-    def one(spec: CheckSpec, scope: str) -> None:
+    def one(spec: CheckSpec, scope: str, compiled: dict) -> None:
         try:
-            compile_check(spec, scope=scope)  # type: ignore[arg-type]
+            compiled[id(spec), scope] = compile_check(spec, scope=scope)  # type: ignore[arg-type]
         except ConfigError as e:
             errors.append(e)
         except Exception as e:  # a check factory that fails on bad input (e.g. re.error) is still the user's input
             errors.append(ConfigError(f"check {spec.name!r}: {e}", spec.pos))
 
     for case in golden.cases:
+        # kept on the case so that harness.runner.compile_case does not compile them again
+        compiled: dict = {}
         for turn in case.call_turns:
             for spec in turn.expect:
-                one(spec, "turn")
+                one(spec, "turn", compiled)
         for spec in case.call_expect:
-            one(spec, "call")
+            one(spec, "call", compiled)
+        case._derived["checks"] = compiled
     return errors
 

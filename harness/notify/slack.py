@@ -361,13 +361,15 @@ def build_payload(
 # ---------------------------------------------------------------- sending
 
 
-def _handlers(retries: int, backoff_s: float) -> list[Any]:
+def _handlers(retries: int, backoff_s: float, *, server_errors: bool = True) -> list[Any]:
     calc = BackoffRetryIntervalCalculator(backoff_factor=backoff_s)
-    return [
+    handlers = [
         AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
         AsyncConnectionErrorRetryHandler(max_retry_count=retries, interval_calculator=calc),
-        AsyncServerErrorRetryHandler(max_retry_count=retries, interval_calculator=calc),
     ]
+    if server_errors:
+        handlers.append(AsyncServerErrorRetryHandler(max_retry_count=retries, interval_calculator=calc))
+    return handlers
 
 
 async def send(
@@ -415,7 +417,10 @@ async def _send_webhook(payload, spec, redactor, retries, backoff_s, timeout_s) 
         url=spec.webhook_url.get_secret_value(),
         timeout=max(1, int(timeout_s)),
         logger=_QUIET,
-        retry_handlers=_handlers(retries, backoff_s),
+        # 5xx are retried below, for every status: whether slack-sdk's server-error handler
+        # applies to webhooks differs between its releases (3.48 does, older ones did not),
+        # and both at once would send each message (retries + 1)² times
+        retry_handlers=_handlers(retries, backoff_s, server_errors=False),
     )
     messages = list(payload.get("messages") or [])
     # a webhook cannot thread: replies left over from a bot-mode payload go as plain messages
