@@ -20,6 +20,7 @@ import email.utils
 import errno
 import json
 import os
+import socket
 import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping
@@ -118,6 +119,7 @@ class Session:
         self.max_connections = max_connections
         self.headers = dict(headers or {})
         self._client: aiohttp.ClientSession | None = None
+        self._sockets_opened = 0  # connections the pool opened (see send)
         self._proxies: dict[str, tuple[str | None, Any]] = {}
 
     @classmethod
@@ -131,18 +133,21 @@ class Session:
     def _open(self) -> aiohttp.ClientSession:
         import aiohttp
 
-        trace = aiohttp.TraceConfig()
-        trace.on_connection_reuseconn.append(_mark_reused)
         self._client = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0,
-                                           keepalive_timeout=_IDLE_KEEP_S),
+                                           keepalive_timeout=_IDLE_KEEP_S, socket_factory=self._new_socket),
             headers=self.headers,
             timeout=aiohttp.ClientTimeout(total=None, connect=min(self.timeout, 10.0), sock_read=self.timeout),
             auto_decompress=True,  # aiohttp asks for gzip/deflate; a gateway that compresses is unpacked
-            trace_configs=[trace],
             cookie_jar=aiohttp.DummyCookieJar(),  # every call stands alone: no cookies carried between them
         )
         return self._client
+
+    def _new_socket(self, addr_info: Any) -> socket.socket:
+        """Every connection the pool opens: counted, so `send` can tell a pooled one."""
+        self._sockets_opened += 1
+        family, type_, proto, _, _ = addr_info
+        return socket.socket(family=family, type=type_, proto=proto)
 
     async def send(self, method: str, url: str, body: bytes, *, endpoint: str,
                    headers: Mapping[str, str] | None = None) -> Reply:
@@ -157,16 +162,21 @@ class Session:
         if proxy is None:
             proxy = self._proxies[url] = _proxy_for(url)
         for attempt in (0, 1):
-            seen = _Reused()
+            opened = self._sockets_opened
             try:
                 resp = await client.request(method, url, data=body, headers=headers, proxy=proxy[0],
-                                            proxy_auth=proxy[1], allow_redirects=False,
-                                            trace_request_ctx=seen)
+                                            proxy_auth=proxy[1], allow_redirects=False)
                 return Reply(resp, endpoint)
             except (InfraError, asyncio.CancelledError):
                 raise
             except Exception as e:
-                if attempt == 0 and seen.reused and _dropped_before_answer(e):
+                # Every request needs a connection: when the pool opened none while this one
+                # was out, it went on a pooled one. (Another request opening a connection at
+                # the same moment hides that, and the request is then not sent again: the
+                # safe side.) aiohttp's request tracing would tell exactly, but tracing
+                # costs every request tens of microseconds.
+                reused = self._sockets_opened == opened
+                if attempt == 0 and reused and _dropped_before_answer(e):
                     continue
                 raise transport_error(e, endpoint) from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -175,19 +185,6 @@ class Session:
         client, self._client = self._client, None
         if client is not None:
             await client.close()
-
-
-class _Reused:
-    """Set by aiohttp's trace when a request goes out on a pooled connection."""
-
-    __slots__ = ("reused",)
-
-    def __init__(self) -> None:
-        self.reused = False
-
-
-async def _mark_reused(session: Any, ctx: Any, params: Any) -> None:
-    ctx.trace_request_ctx.reused = True
 
 
 def _dropped_before_answer(e: Exception) -> bool:

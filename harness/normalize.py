@@ -22,7 +22,9 @@ def normalize_text(s: str, *, nfkc: bool = True, whitespace: bool = True, casefo
     if nfkc:
         s = unicodedata.normalize("NFKC", s)
     if whitespace:
-        s = _SPACE.sub(" ", s).strip()
+        # str.split() splits on exactly the characters `\s` matches (str.isspace), and is
+        # several times faster than _SPACE.sub(" ", s).strip(): checks call this on every reply
+        s = " ".join(s.split())
     if casefold:
         s = s.casefold()
     return s

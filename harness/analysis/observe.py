@@ -38,7 +38,7 @@ class CaseObs:
     serving: Counter = field(default_factory=Counter)
 
     def count(self, status: str) -> int:
-        return sum(1 for s in self.statuses if s == status)
+        return self.statuses.count(status)
 
     @property
     def passed(self) -> int:
@@ -92,67 +92,93 @@ def answer_of(transcript: dict[str, Any] | None) -> str | None:
     """
     if not transcript:
         return None
-    texts = [t["reply"].get("text") or "" for t in transcript.get("turns", []) if t.get("kind") != "greeting"]
+    return _answer([t["reply"].get("text") or "" for t in transcript.get("turns", []) if t.get("kind") != "greeting"])
+
+
+def _answer(texts: list[str]) -> str | None:
     return normalize_text("\n".join(texts)) if texts else None
 
 
-def _check_score(checks: list[dict[str, Any]]) -> float | None:
-    used = [c for c in checks if not c.get("skipped") and not c.get("error")]
-    weight = sum(float(c.get("weight", 1.0)) for c in used)
-    if not used or weight <= 0:
-        return None
-    return sum(float(c.get("score", 0.0)) * float(c.get("weight", 1.0)) for c in used) / weight
+# A repeat as the fold below reads it, whether it comes from a fresh record or a stored row:
+# each check as (name, score, weight, counts) where counts = neither skipped nor in error,
+# and each reply as (kind, text, total_ms, tokens, cost, route, model, fingerprint).
+_Check = tuple[str, float, float, bool]
+_Reply = tuple[str, str, "float | None", int, float, "str | None", "str | None", "str | None"]
 
 
-def _served_by_no_model(transcript: dict[str, Any] | None) -> bool:
-    """No model answered: a reply routed "none", or the caller handed over because of an outage."""
-    if not transcript:
-        return False
-    if any((t.get("reply") or {}).get("route") == NO_ROUTE for t in transcript.get("turns", [])):
-        return True
-    outcome = transcript.get("outcome") or {}
-    return bool(outcome.get("transferred") and outcome.get("transfer_reason") == "outage")
-
-
-def add_row(obs: CaseObs, status: str, checks: list[dict[str, Any]], transcript: dict[str, Any] | None) -> None:
-    """Fold one repeat (as stored: plain dicts) into a case's observation.
+def _fold(obs: CaseObs, status: str, checks: list[_Check], replies: list[_Reply], outage_transfer: bool) -> None:
+    """Fold one repeat into a case's observation.
 
     A call no model served is an infra error whatever its checks said: the agent never had
     the chance to be right or wrong, so it must not count against its pass rate.
     """
-    if _served_by_no_model(transcript):
+    if outage_transfer or any(r[5] == NO_ROUTE for r in replies):
         obs.outage += 1
         if status in ("passed", "failed"):
             status = "error"
     obs.statuses.append(status)
-    executed = status in ("passed", "failed")
-    obs.scores.append(_check_score(checks) if executed else None)
-    obs.answers.append(answer_of(transcript) if executed else None)
-    for c in checks:
-        if executed and c.get("name") in JUDGE_CHECKS and not c.get("skipped") and not c.get("error"):
-            obs.judge_scores.append(float(c.get("score", 0.0)))
-    if not transcript:
-        return
-    for t in transcript.get("turns", []):
-        reply = t.get("reply") or {}
-        if t.get("kind") == "greeting":
+    if status in ("passed", "failed"):
+        used = [(score, weight) for _, score, weight, counts in checks if counts]
+        total = sum(w for _, w in used)
+        obs.scores.append(sum(sc * w for sc, w in used) / total if used and total > 0 else None)
+        spoken = [r[1] for r in replies if r[0] != "greeting"]
+        obs.answers.append(_answer(spoken) if replies else None)
+        obs.judge_scores.extend(score for name, score, _, counts in checks if counts and name in JUDGE_CHECKS)
+    else:
+        obs.scores.append(None)
+        obs.answers.append(None)
+    for kind, _, total_ms, tokens, cost, route, model, fingerprint in replies:
+        if kind == "greeting":
             continue
-        if reply.get("total_ms") is not None:
-            obs.turn_ms.append(float(reply["total_ms"]))
-        obs.tokens += int(reply.get("tokens_in") or 0) + int(reply.get("tokens_out") or 0)
-        obs.cost += float(reply.get("cost") or 0.0)
-        obs.serving[(reply.get("route"), reply.get("model"), reply.get("fingerprint"))] += 1
+        if total_ms is not None:
+            obs.turn_ms.append(total_ms)
+        obs.tokens += tokens
+        obs.cost += cost
+        obs.serving[(route, model, fingerprint)] += 1
+
+
+def add_row(obs: CaseObs, status: str, checks: list[dict[str, Any]], transcript: dict[str, Any] | None) -> None:
+    """Fold one repeat, as stored (plain dicts), into a case's observation."""
+    replies: list[_Reply] = []
+    outage_transfer = False
+    if transcript:
+        for t in transcript.get("turns", []):
+            r = t.get("reply") or {}
+            replies.append((t.get("kind"), r.get("text") or "",
+                            float(r["total_ms"]) if r.get("total_ms") is not None else None,
+                            int(r.get("tokens_in") or 0) + int(r.get("tokens_out") or 0), float(r.get("cost") or 0.0),
+                            r.get("route"), r.get("model"), r.get("fingerprint")))
+        outcome = transcript.get("outcome") or {}
+        outage_transfer = bool(outcome.get("transferred") and outcome.get("transfer_reason") == "outage")
+    _fold(obs, status, [(c.get("name"), float(c.get("score", 0.0)), float(c.get("weight", 1.0)),
+                         not c.get("skipped") and not c.get("error")) for c in checks],
+          replies, outage_transfer)
+
+
+def add_result(obs: CaseObs, r: CaseResult) -> None:
+    """Fold one fresh result into a case's observation: the same as `add_row` on its stored
+    form, read straight from the record (a run's own analysis does this for every result)."""
+    t = r.transcript
+    replies: list[_Reply] = []
+    outage_transfer = False
+    if t is not None:
+        for turn in t.turns:
+            a = turn.reply
+            replies.append((turn.kind, a.text or "", a.total_ms, (a.tokens_in or 0) + (a.tokens_out or 0),
+                            a.cost or 0.0, a.route, a.model, a.fingerprint))
+        outage_transfer = bool(t.outcome.transferred and t.outcome.transfer_reason == "outage")
+    _fold(obs, r.status, [(c.name, c.score, c.weight, not c.skipped and not c.error) for c in r.checks],
+          replies, outage_transfer)
 
 
 def observe_results(results: Iterable[CaseResult]) -> dict[str, CaseObs]:
     """Per-case observations of fresh results (repeats sorted by repeat index)."""
     out: dict[str, CaseObs] = {}
     for r in sorted(results, key=lambda r: (r.case_id, r.repeat_index)):
-        obs = out.setdefault(r.case_id, CaseObs(r.case_id, r.topic))
-        # read-only views: the analysis never changes a result, so nothing needs copying
-        checks = [c.to_dict(copy_values=False) for c in r.checks]
-        add_row(obs, r.status, checks,
-                r.transcript.to_dict(copy_values=False) if r.transcript is not None else None)
+        obs = out.get(r.case_id)
+        if obs is None:
+            obs = out[r.case_id] = CaseObs(r.case_id, r.topic)
+        add_result(obs, r)
     return out
 
 
