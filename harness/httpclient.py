@@ -367,9 +367,11 @@ def parse_json(body: bytes, endpoint: str) -> Any:
     A 200 whose body is not JSON is treated as a transient gateway glitch (a proxy's error
     page, a body cut short): a protocol error that is retried, and reported if it persists.
     """
+    from pydantic_core import from_json
+
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
+        return from_json(body)
+    except ValueError as e:  # invalid UTF-8 included
         raise InfraError("protocol", f"the response is not valid JSON ({e}): {excerpt(body)}",
                          endpoint=endpoint, retryable=True) from None
 

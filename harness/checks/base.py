@@ -130,7 +130,7 @@ class CompiledCheck:
         turn = subject.turn.index if subject.turn is not None else None
         try:
             out = self.fn(subject)
-            if inspect.isawaitable(out):
+            if out.__class__ is not Score and inspect.isawaitable(out):  # exact checks answer at once
                 out = await out
         except Exception as e:  # a check that cannot run is an error result, never a crash
             return CheckResult(
