@@ -12,6 +12,12 @@ Each size runs `--repeat` times (default 3), then the best and the median are pr
 machine may be shared, and the best run is the one least disturbed by others. The package's
 bytecode is compiled first, as an installed package's is, so the figures do not include
 compiling the harness's own source (the environment may set PYTHONDONTWRITEBYTECODE).
+
+Each run is paired with a run of a bare aiohttp client (`plain_client` below: the same
+requests, the stream read and each event parsed, nothing else) against the same server at
+the same moment: the floor for any Python client on this machine. The machines here are
+shared and their speed drifts by 10-20 % within minutes; "vs plain" (the harness's wall time
+over the bare client's) is the figure that compares across runs. `--no-plain` skips it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +55,54 @@ def write_project(folder: Path, n: int, base_url: str, concurrency: int, stream:
     return suite
 
 
-def run_once(n: int, latency_ms: float, concurrency: int, stream: bool, aiohttp_mock: bool = False) -> dict:
+def plain_client(base_url: str, n: int, concurrency: int, stream: bool) -> None:
+    """N chat completions with aiohttp alone, `concurrency` at a time: the reference floor."""
+    import asyncio
+    import json
+
+    import aiohttp
+
+    async def main() -> None:
+        url = f"{base_url}/chat/completions"
+        done = 0
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency + 4)) as session:
+            todo = iter(range(n))
+
+            async def worker() -> None:
+                nonlocal done
+                for i in todo:
+                    body = {"model": "bench-model", "stream": stream,
+                            "messages": [{"role": "user", "content": f"What are your opening hours? ({i})"}]}
+                    async with session.post(url, json=body) as resp:
+                        if not stream:
+                            json.loads(await resp.read())
+                        else:
+                            buf = b""
+                            async for chunk in resp.content.iter_any():
+                                *lines, buf = (buf + chunk).split(b"\n")
+                                for line in lines:
+                                    if line.startswith(b"data: ") and line != b"data: [DONE]":
+                                        json.loads(line[6:])
+                    done += resp.status == 200
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        if done != n:
+            sys.exit(f"plain client: {n - done} of {n} requests failed")
+
+    asyncio.run(main())
+
+
+def _timed(cmd: list[str], out_path: Path) -> tuple[float, int, Any]:
+    """Run a command; its wall time, exit code and resource usage (wait4: this process only)."""
+    t0 = time.perf_counter()
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    return time.perf_counter() - t0, os.waitstatus_to_exitcode(status), usage
+
+
+def run_once(n: int, latency_ms: float, concurrency: int, stream: bool, aiohttp_mock: bool = False,
+             plain: bool = True) -> dict:
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "mock_openai.py"), "--port", "0", "--latency-ms", str(latency_ms),
          *(["--aiohttp"] if aiohttp_mock else [])],
@@ -59,20 +113,19 @@ def run_once(n: int, latency_ms: float, concurrency: int, stream: bool, aiohttp_
         with tempfile.TemporaryDirectory() as tmp:
             suite = write_project(Path(tmp), n, base_url, concurrency, stream)
             out_path = Path(tmp) / "out.txt"
-            t0 = time.perf_counter()
-            with open(out_path, "w") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "harness", "run", str(suite), "-q", "--no-reports",
-                     "--store", f"sqlite:///{tmp}/history.db"],
-                    stdout=out, stderr=subprocess.STDOUT,
-                )
-                # wait4 gives this one process's CPU time and peak memory, not the server's
-                _, status, usage = os.wait4(proc.pid, 0)
-            wall = time.perf_counter() - t0
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            # wait4 gives this one process's CPU time and peak memory, not the server's
+            wall, code, usage = _timed([sys.executable, "-m", "harness", "run", str(suite), "-q", "--no-reports",
+                                        "--store", f"sqlite:///{tmp}/history.db"], out_path)
             output = out_path.read_text()
-            if proc.returncode != 0:
-                sys.exit(f"harness run failed ({proc.returncode}): {output[-2000:]}")
+            if code != 0:
+                sys.exit(f"harness run failed ({code}): {output[-2000:]}")
+            plain_wall = None
+            if plain:
+                plain_wall, code, _ = _timed([sys.executable, __file__, "--plain-client", base_url, "--cases", str(n),
+                                              "--concurrency", str(concurrency),
+                                              *(["--no-stream"] if not stream else [])], out_path)
+                if code != 0:
+                    sys.exit(f"plain client failed ({code}): {out_path.read_text()[-2000:]}")
     finally:
         server.terminate()
         server.wait()
@@ -80,13 +133,18 @@ def run_once(n: int, latency_ms: float, concurrency: int, stream: bool, aiohttp_
     ideal = n * latency_ms / 1000 / concurrency
     return {"cases": n, "latency_ms": latency_ms, "concurrency": concurrency, "stream": stream,
             "wall_s": wall, "ideal_s": ideal, "ratio": wall / ideal, "cpu_ms_per_case": cpu / n * 1000,
-            "peak_rss_mb": usage.ru_maxrss / 1024, "status": output.strip().splitlines()[-1]}
+            "peak_rss_mb": usage.ru_maxrss / 1024, "status": output.strip().splitlines()[-1],
+            "plain_ratio": plain_wall / ideal if plain_wall else None,
+            "vs_plain": wall / plain_wall if plain_wall else None}
 
 
 def _line(r: dict, label: str = "") -> str:
+    plain = (f"  plain aiohttp ratio {r['plain_ratio']:.2f}, harness vs plain {r['vs_plain']:.2f}"
+             if r.get("vs_plain") else "")
     return (f"{label}N={r['cases']:>6} L={r['latency_ms']:g}ms C={r['concurrency']} stream={r['stream']}: "
             f"wall {r['wall_s']:.2f}s  ideal {r['ideal_s']:.2f}s  ratio {r['ratio']:.2f}  "
-            f"cpu {r['cpu_ms_per_case']:.2f} ms/case  peak harness RSS {r['peak_rss_mb']:.0f} MB  [{r['status']}]")
+            f"cpu {r['cpu_ms_per_case']:.2f} ms/case  peak harness RSS {r['peak_rss_mb']:.0f} MB{plain}  "
+            f"[{r['status']}]")
 
 
 def main() -> None:
@@ -98,12 +156,18 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per N; the best and the median are shown")
     ap.add_argument("--aiohttp-mock", action="store_true",
                     help="serve with the mock's aiohttp server (~0.2 ms CPU a request) instead of its lean one")
+    ap.add_argument("--no-plain", action="store_true", help="skip the bare aiohttp client paired with each run")
+    ap.add_argument("--plain-client", metavar="BASE_URL", help=argparse.SUPPRESS)  # the paired run itself
     args = ap.parse_args()
+    if args.plain_client:
+        plain_client(args.plain_client, (args.cases or [1000])[0], args.concurrency, not args.no_stream)
+        return
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "harness")], check=False)
     for n in args.cases or [1000, 10000]:
         runs = []
         for i in range(max(1, args.repeat)):
-            runs.append(run_once(n, args.latency_ms, args.concurrency, not args.no_stream, args.aiohttp_mock))
+            runs.append(run_once(n, args.latency_ms, args.concurrency, not args.no_stream, args.aiohttp_mock,
+                                 plain=not args.no_plain))
             print(_line(runs[-1], f"run {i + 1}: "), flush=True)
         if len(runs) > 1:
             by_ratio = sorted(runs, key=lambda r: r["ratio"])

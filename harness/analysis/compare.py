@@ -94,8 +94,10 @@ class Comparison:
 def _modal(obs: CaseObs | None) -> str | None:
     if obs is None:
         return None
-    counts = obs.answer_counts
-    return counts.most_common(1)[0][0] if counts else None
+    answers = [a for a in obs.answers if a is not None]
+    if len(answers) <= 1:  # one repeat, the usual case: no tally needed
+        return answers[0] if answers else None
+    return Counter(answers).most_common(1)[0][0]
 
 
 def _is_new(obs: CaseObs, seen: set[str]) -> bool:
