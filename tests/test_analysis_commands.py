@@ -76,7 +76,9 @@ def test_history_lists_the_case_per_run_with_its_verdict(store):
     assert res.exit_code == 0, res.output
     assert first in res.output and second in res.output
     assert "drift" in res.output  # the second run's verdict: the model changed
-    assert invoke("history", "nope", "--store", url).exit_code == 1
+    missing = invoke("history", "nope", "--store", url)
+    assert missing.exit_code == 2  # bad input, not a failed check
+    assert "error: case nope is in no stored run" in missing.output
 
 
 def test_verdict_of_a_run_is_stored_with_its_consistency(store):

@@ -157,10 +157,12 @@ def history(case: str, store: Optional[str], suite: Optional[str], limit: int) -
         points = case_history(st, case, suite=name, limit=limit)
     finally:
         st.close()
+    if not points:  # a case id nobody ran is a mistake in the command: exit 2, like any bad input
+        from ..errors import HarnessError
+
+        raise HarnessError(f"case {case} is in no stored run" + (f" of suite {name}" if name else "")
+                           + " (expected a case id from `harness diff` or a report)")
     console = _console()
-    if not points:
-        console.print(f"case {case} is in no stored run" + (f" of suite {name}" if name else ""), markup=False)
-        raise typer.Exit(1)
     table = Table("run", "when", "git sha", "verdict", "case", "passes", "agreement", "model/fingerprint",
                   "p95 ms", "answer", header_style="bold", title=Text(f"{case} over time (newest first)"),
                   title_justify="left")
