@@ -137,6 +137,24 @@ def test_run_and_results_round_trip(store: Store) -> None:
     assert row.cost == pytest.approx(0.0021)
 
 
+def test_odd_values_in_an_agents_state_are_stored_as_text(store: Store) -> None:
+    class Booking:
+        def __str__(self) -> str:
+            return "Booking(B7)"
+
+    info = make_run()
+    store.start_run(info)
+    plain_odd, not_utf8 = make_result(1), make_result(2)
+    plain_odd.transcript.turns[1].reply.state = {"intent": "reservation", "booking": Booking(), "tags": ("a", "b")}
+    not_utf8.transcript.turns[1].reply.state = {"booking": Booking(), "raw": b"\xff\xfe"}
+    store.add_results(info.run_id, [plain_odd, not_utf8])  # nothing a target reports may cost a result
+    first, second = store.results(info.run_id)
+    assert first.transcript.turns[1].reply.state == {"intent": "reservation", "booking": "Booking(B7)",
+                                                     "tags": ["a", "b"]}
+    assert second.transcript.turns[1].reply.state == {"booking": "Booking(B7)", "raw": "b'\\xff\\xfe'"}
+    assert first.transcript.turns[1].reply.text == "19時に4名様ですね #1"  # stored as UTF-8, read back the same
+
+
 def test_re_adding_results_replaces_instead_of_doubling(store: Store) -> None:
     store.start_run(make_run())
     run_id = make_run().run_id
