@@ -236,7 +236,11 @@ def pace(transcript: Transcript) -> dict[str, Any]:
     timed = [(t.index, t.reply.total_ms) for t in caller_turns
              if t.reply.total_ms is not None and t.reply.attempts > 0]
     out: dict[str, Any] = {"turns": len(caller_turns)}
-    if timed:
+    if len(timed) == 1:  # a one-question call: every figure is its one turn
+        (index, ms), = timed
+        ms = round(ms, 1)
+        out.update(p50_turn_ms=ms, p95_turn_ms=ms, max_turn_ms=ms, slowest_turn=index)
+    elif timed:
         values = sorted(ms for _, ms in timed)
         slowest = max(timed, key=lambda x: x[1])
         out.update(p50_turn_ms=round(quantile(values, 0.5), 1), p95_turn_ms=round(quantile(values, 0.95), 1),

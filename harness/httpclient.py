@@ -412,9 +412,12 @@ class SSEDecoder:
         out: list[bytes] = []
         line_of = self._line
         for line in lines:
-            # the common line, `data: {...}`, is taken here: a call per line showed in profiles
+            # the common lines, `data: {...}` and the blank line that ends an event with one
+            # data line, are taken here: a call per line showed in profiles
             if line.startswith(b"data: ") and not line.endswith(b"\r"):
                 self._data.append(line[6:])
+            elif not line and len(self._data) == 1:
+                out.append(self._data.pop())
             else:
                 line_of(line, out)
         return out
