@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import errno
-import json
 import os
 import socket
 import time
