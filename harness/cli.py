@@ -40,30 +40,40 @@ def _fail(err: HarnessError) -> "typer.Exit":
 
 @app.command()
 def run(
-    suite: str = typer.Argument(..., help="Suite file, e.g. suites/post-merge.yaml"),
-    topic: List[str] = typer.Option([], "--topic", "-t", help="Only cases of this topic (repeatable)."),
-    tag: List[str] = typer.Option([], "--tag", help="Only cases carrying one of these tags (repeatable)."),
-    exclude_tag: List[str] = typer.Option([], "--exclude-tag", help="Skip cases carrying this tag."),
-    case_id: List[str] = typer.Option([], "--id", help="Only case ids matching this glob, e.g. 'rsv-*'."),
-    repeat: Optional[int] = typer.Option(None, "--repeat", "-n", min=1, help="Run every case N times."),
-    concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", min=1, help="Calls in flight at once."),
-    sim_fault: List[str] = typer.Option(
-        [], "--sim-fault", help="Inject a fault into the embedded agent, e.g. model_update or hallucination:0.2."
+    suite: str = typer.Argument(..., metavar="SUITE", help="Suite file, e.g. suites/post-merge.yaml"),
+    topic: List[str] = typer.Option(
+        [], "--topic", "-t", metavar="TOPIC", help="Only cases of this topic (repeatable)."
     ),
-    store: Optional[str] = typer.Option(None, "--store", help="SQLAlchemy URL of the history store."),
-    report_dir: Optional[str] = typer.Option(None, "--report-dir", "-o", help="Folder for the reports."),
-    json_path: Optional[str] = typer.Option(None, "--json", help="Also write the JSON results here."),
-    junit_path: Optional[str] = typer.Option(None, "--junit", help="Also write JUnit XML here."),
-    html_path: Optional[str] = typer.Option(None, "--html", help="Also write the HTML report here."),
+    tag: List[str] = typer.Option(
+        [], "--tag", metavar="TAG", help="Only cases carrying one of these tags (repeatable)."
+    ),
+    exclude_tag: List[str] = typer.Option([], "--exclude-tag", metavar="TAG", help="Skip cases carrying this tag."),
+    case_id: List[str] = typer.Option(
+        [], "--id", metavar="GLOB", help="Only case ids matching this glob, e.g. 'rsv-*'."
+    ),
+    repeat: Optional[int] = typer.Option(None, "--repeat", "-n", metavar="N", min=1, help="Run every case N times."),
+    concurrency: Optional[int] = typer.Option(
+        None, "--concurrency", "-c", metavar="N", min=1, help="Calls in flight at once."
+    ),
+    sim_fault: List[str] = typer.Option(
+        [], "--sim-fault", metavar="FAULT",
+        help="Inject a fault into the embedded agent, e.g. model_update or hallucination:0.2."
+    ),
+    store: Optional[str] = typer.Option(None, "--store", metavar="URL", help="SQLAlchemy URL of the history store."),
+    report_dir: Optional[str] = typer.Option(None, "--report-dir", "-o", metavar="DIR", help="Folder for the reports."),
+    json_path: Optional[str] = typer.Option(None, "--json", metavar="PATH", help="Also write the JSON results here."),
+    junit_path: Optional[str] = typer.Option(None, "--junit", metavar="PATH", help="Also write JUnit XML here."),
+    html_path: Optional[str] = typer.Option(None, "--html", metavar="PATH", help="Also write the HTML report here."),
     no_reports: bool = typer.Option(False, "--no-reports", help="Write no report files (the store still has all)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No live progress bar."),
     no_notify: bool = typer.Option(False, "--no-notify", help="Send no Slack or Datadog notification."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final status line."),
     shard: Optional[str] = typer.Option(
-        None, "--shard", help="Run only shard K of N, e.g. 2/4 (cases split by a hash of their id)."
+        None, "--shard", metavar="K/N", help="Run only shard K of N, e.g. 2/4 (cases split by a hash of their id)."
     ),
     group: Optional[str] = typer.Option(
-        None, "--group", help="Run group joining the shards of one CI job (default: $HARNESS_RUN_GROUP, "
+        None, "--group", metavar="GROUP",
+        help="Run group joining the shards of one CI job (default: $HARNESS_RUN_GROUP, "
         "else the GitHub Actions run)."
     ),
     accept_baseline: bool = typer.Option(
@@ -107,7 +117,9 @@ def run(
 
 
 @app.command()
-def validate(paths: List[str] = typer.Argument(..., help="Golden files, suite files or folders.")) -> None:
+def validate(
+    paths: List[str] = typer.Argument(..., metavar="PATH", help="Golden files, suite files or folders."),
+) -> None:
     """Check golden and suite files for mistakes without running anything."""
     from .loading import validate_paths
 
@@ -159,7 +171,7 @@ def list_targets() -> None:
 
 
 @app.command()
-def schema(kind: str = typer.Argument("golden", help="golden or suite")) -> None:
+def schema(kind: str = typer.Argument("golden", metavar="golden|suite", help="Which files: golden or suite.")) -> None:
     """Print the JSON Schema of golden or suite files (for editor completion)."""
     import json
 

@@ -182,29 +182,35 @@ def register(app: typer.Typer) -> None:
 
     @baseline_app.command("accept")
     def _accept(
-        run: str = typer.Argument(..., help="Run id, a unique prefix of it, 'latest' or 'latest:<suite>'."),
-        store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
-        suite: Optional[str] = typer.Option(None, "--suite", help="Suite file whose store holds the run."),
-        note: Optional[str] = typer.Option(None, "--note", help="Why this run is the new baseline."),
+        run: str = typer.Argument(
+            ..., metavar="RUN", help="Run id, a unique prefix of it, 'latest' or 'latest:<suite>'."
+        ),
+        store: Optional[str] = typer.Option(None, "--store", metavar="URL", help=STORE_HELP),
+        suite: Optional[str] = typer.Option(
+            None, "--suite", metavar="SUITE", help="Suite file whose store holds the run."
+        ),
+        note: Optional[str] = typer.Option(None, "--note", metavar="TEXT", help="Why this run is the new baseline."),
     ) -> None:
         """Make a run its suite's baseline: later runs are compared with its answers, verdicts and latency."""
         _run(baseline_accept, run, store, suite, note)
 
     @baseline_app.command("show")
     def _show(
-        store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
-        suite: Optional[str] = typer.Option(None, "--suite", help=SUITE_HELP),
-        limit: int = typer.Option(20, "--limit", min=1, help="How many baselines to list."),
+        store: Optional[str] = typer.Option(None, "--store", metavar="URL", help=STORE_HELP),
+        suite: Optional[str] = typer.Option(None, "--suite", metavar="SUITE", help=SUITE_HELP),
+        limit: int = typer.Option(20, "--limit", metavar="N", min=1, help="How many baselines to list."),
     ) -> None:
         """List accepted baselines, newest first (the first per suite is the one in use)."""
         _run(baseline_show, store, suite, limit)
 
     @app.command("diff")
     def _diff(
-        run_a: str = typer.Argument(..., help="The earlier run (id, prefix or 'latest:<suite>')."),
-        run_b: str = typer.Argument(..., help="The later run."),
-        store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
-        suite: Optional[str] = typer.Option(None, "--suite", help="Suite file whose store holds the runs."),
+        run_a: str = typer.Argument(..., metavar="RUN_A", help="The earlier run (id, prefix or 'latest:<suite>')."),
+        run_b: str = typer.Argument(..., metavar="RUN_B", help="The later run."),
+        store: Optional[str] = typer.Option(None, "--store", metavar="URL", help=STORE_HELP),
+        suite: Optional[str] = typer.Option(
+            None, "--suite", metavar="SUITE", help="Suite file whose store holds the runs."
+        ),
         changed: bool = typer.Option(False, "--changed", help="Show only the cases that differ."),
     ) -> None:
         """Compare two runs case by case: verdict flips, pass counts and answers that changed."""
@@ -212,10 +218,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("history")
     def _history(
-        case: str = typer.Argument(..., help="Case id."),
-        store: Optional[str] = typer.Option(None, "--store", help=STORE_HELP),
-        suite: Optional[str] = typer.Option(None, "--suite", help=SUITE_HELP),
-        limit: int = typer.Option(20, "--limit", min=1, help="How many runs to show."),
+        case: str = typer.Argument(..., metavar="CASE", help="Case id."),
+        store: Optional[str] = typer.Option(None, "--store", metavar="URL", help=STORE_HELP),
+        suite: Optional[str] = typer.Option(None, "--suite", metavar="SUITE", help=SUITE_HELP),
+        limit: int = typer.Option(20, "--limit", metavar="N", min=1, help="How many runs to show."),
     ) -> None:
         """Show one case over time: its verdict, agreement, fingerprint, latency and answer per run."""
         _run(history, case, store, suite, limit)

@@ -8,9 +8,9 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def notify(
-        suite: str = typer.Argument(..., help="The suite whose notify: settings to use."),
+        suite: str = typer.Argument(..., metavar="SUITE", help="The suite whose notify: settings to use."),
         pending: bool = typer.Option(False, "--pending", help="Re-send deliveries kept as pending."),
-        store: str = typer.Option(None, "--store", help="SQLAlchemy URL of the history store."),
+        store: str = typer.Option(None, "--store", metavar="URL", help="SQLAlchemy URL of the history store."),
     ) -> None:
         """Re-send notifications that could not be delivered when their run ended."""
         from rich.console import Console

@@ -18,10 +18,16 @@ def register(app: typer.Typer) -> None:
 
 
 def replay(
-    suite_path: str = typer.Argument(..., metavar="SUITE", help="The suite the call ran in, e.g. suites/post-merge.yaml"),
-    ref: str = typer.Argument(..., metavar="RUN:CASE", help="Run id (or prefix, or 'latest') and case id, e.g. latest:rsv-goal-ja-001"),
-    repeat_index: int = typer.Option(0, "--repeat-index", min=0, help="Which repeat of the case to replay."),
-    store: Optional[str] = typer.Option(None, "--store", help="SQLAlchemy URL of the history store."),
+    suite_path: str = typer.Argument(
+        ..., metavar="SUITE", help="The suite the call ran in, e.g. suites/post-merge.yaml"
+    ),
+    ref: str = typer.Argument(
+        ..., metavar="RUN:CASE", help="Run id (or prefix, or 'latest') and case id, e.g. latest:rsv-goal-ja-001"
+    ),
+    repeat_index: int = typer.Option(
+        0, "--repeat-index", metavar="N", min=0, help="Which repeat of the case to replay."
+    ),
+    store: Optional[str] = typer.Option(None, "--store", metavar="URL", help="SQLAlchemy URL of the history store."),
 ) -> None:
     """Replay one recorded call turn by turn; exit 0 when every agent reply is the same as recorded, 1 when not."""
     import asyncio

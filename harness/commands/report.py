@@ -25,17 +25,24 @@ def register(app: typer.Typer) -> None:
 
 
 def report(
-    suite: Optional[str] = typer.Option(None, "--suite", "-s", help="Only this suite (by name). Default: every suite."),
-    since: str = typer.Option("30d", "--since", help="How far back: 30d, 12h, 2w, 90m; 'all' for the whole history."),
-    store: Optional[str] = typer.Option(
-        None, "--store", help="SQLAlchemy URL of the history store. Default: .harness/history.db in the project root."
+    suite: Optional[str] = typer.Option(
+        None, "--suite", "-s", metavar="SUITE", help="Only this suite (by name). Default: every suite."
     ),
-    out_dir: str = typer.Option("reports", "--output", "-o", help="Folder to write the report into."),
+    since: str = typer.Option(
+        "30d", "--since", metavar="AGE", help="How far back: 30d, 12h, 2w, 90m; 'all' for the whole history."
+    ),
+    store: Optional[str] = typer.Option(
+        None, "--store", metavar="URL",
+        help="SQLAlchemy URL of the history store. Default: .harness/history.db in the project root."
+    ),
+    out_dir: str = typer.Option("reports", "--output", "-o", metavar="DIR", help="Folder to write the report into."),
     run: Optional[str] = typer.Option(
-        None, "--run", help="Run to show at the top (id, unique id prefix, or latest). Default: the latest finished run."
+        None, "--run", metavar="RUN",
+        help="Run to show at the top (id, unique id prefix, or latest). Default: the latest finished run."
     ),
     group: Optional[str] = typer.Option(
-        None, "--group", help="Also write JSON, JUnit and HTML for this run group (the shards of one CI job) as one run."
+        None, "--group", metavar="GROUP",
+        help="Also write JSON, JUnit and HTML for this run group (the shards of one CI job) as one run."
     ),
 ) -> None:
     """Write the HTML trend report (verdict, trends per topic/model/suite/tag, changed and

@@ -12,19 +12,26 @@ def register(app: typer.Typer) -> None:
 
 
 def schedule(
-    paths: List[str] = typer.Argument(..., help="Suite files, or folders of them (e.g. suites/)."),
+    paths: List[str] = typer.Argument(..., metavar="PATH", help="Suite files, or folders of them (e.g. suites/)."),
     list_only: bool = typer.Option(False, "--list", help="Print each suite's next fire times and exit."),
-    count: int = typer.Option(3, "--count", min=1, max=100, help="With --list: how many fire times per suite."),
+    count: int = typer.Option(
+        3, "--count", metavar="N", min=1, max=100, help="With --list: how many fire times per suite."
+    ),
     grace: str = typer.Option(
-        "6h", "--grace", help="Run a missed fire (host down, daemon late) if it is at most this old: 30m, 6h, 1d."
+        "6h", "--grace", metavar="AGE",
+        help="Run a missed fire (host down, daemon late) if it is at most this old: 30m, 6h, 1d."
     ),
     stop_timeout: str = typer.Option(
-        "5m", "--stop-timeout", help="On SIGTERM/SIGINT, let a run in progress finish for this long, then stop it."
+        "5m", "--stop-timeout", metavar="DURATION",
+        help="On SIGTERM/SIGINT, let a run in progress finish for this long, then stop it."
     ),
     lock_stale: Optional[str] = typer.Option(
-        None, "--lock-stale", help="A suite lock whose holder went silent this long is taken over (default 10m)."
+        None, "--lock-stale", metavar="DURATION",
+        help="A suite lock whose holder went silent this long is taken over (default 10m)."
     ),
-    store: Optional[str] = typer.Option(None, "--store", help="SQLAlchemy URL of the store, for every suite."),
+    store: Optional[str] = typer.Option(
+        None, "--store", metavar="URL", help="SQLAlchemy URL of the store, for every suite."
+    ),
 ) -> None:
     """Run every suite that has a `schedule:` (crontab, in its `timezone:`) on time, until stopped.
 
