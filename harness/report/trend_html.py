@@ -14,22 +14,16 @@ script (pinned by its hash) run and nothing load from the network.
 
 from __future__ import annotations
 
-import base64
 import difflib
-import hashlib
 import os
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from markupsafe import Markup
 
 from ..records import CaseResult
 from ..store import Store
 from ._common import one_line, redact, write_text_atomic
-from .html import STATUS_LABEL, STATUS_ORDER, TEMPLATES, VERDICT_CLASSES, _case_view, _compact, _fmt_ms, _fmt_time
+from ._pages import STATUS_LABEL, STATUS_ORDER, VERDICT_CLASSES, assets, case_view, compact, environment, fmt_time, pct
 from .stats import STATUSES, repeated_case_ids, status_line, summarize
 from .trend import DIMENSIONS, METRICS, CaseChange, FlakyCase, TrendData, load_trend
 
@@ -53,29 +47,6 @@ DIFF_TEXT_LIMIT = 4000  # characters diffed per answer; the rest is shown, not d
 _TOKEN = re.compile(r"[A-Za-z0-9_'’.,-]+|\s+|.", re.S)  # words for Latin text, single characters for CJK
 
 
-@lru_cache(maxsize=1)
-def _env() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
-    env.filters["ms"] = _fmt_ms
-    env.filters["pct"] = _pct
-    return env
-
-
-@lru_cache(maxsize=1)
-def _assets() -> tuple[Markup, Markup, str]:
-    """The run report's stylesheet plus ours, our script, and the script's CSP hash. These
-    packaged files are the only strings the template emits unescaped."""
-    css = (TEMPLATES / "run.css").read_text(encoding="utf-8") + "\n" + (TEMPLATES / "trend.css").read_text(encoding="utf-8")
-    js = (TEMPLATES / "trend.js").read_text(encoding="utf-8")
-    digest = base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode("ascii")
-    return Markup(css), Markup(js), f"'sha256-{digest}'"
-
-
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "—" if value is None else f"{value * 100:.{digits}f}%"
-
-
 def _num(value: Any, fmt: str = "{:.3f}") -> str:
     return fmt.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"
 
@@ -94,7 +65,7 @@ def _evidence_view(e: Any) -> dict[str, Any]:
     rest = {k: v for k, v in e.items() if k not in ("kind", "detail")}
     return {"kind": None if e.get("kind") is None else str(e["kind"]),
             "detail": "" if e.get("detail") is None else str(e["detail"]),
-            "more": _compact(rest, 300) if rest else ""}
+            "more": compact(rest, 300) if rest else ""}
 
 
 def _verdict_view(verdict: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -143,12 +114,12 @@ def _focus_view(data: TrendData) -> dict[str, Any] | None:
                      "p_value": _num(v.get("p_value"), "{:.2g}") if v else None})
     return {
         "run_id": run.run_id, "suite": run.suite, "status": run.status, "level": line.level, "status_text": line.text,
-        "message": run.message, "started": _fmt_time(run.started), "git_sha": (run.git_sha or "")[:12] or None,
+        "message": run.message, "started": fmt_time(run.started), "git_sha": (run.git_sha or "")[:12] or None,
         "target_kind": target.get("kind"), "target_model": target.get("model") or run.model,
         "target_url": target.get("base_url") or target.get("url"), "topics": rows, "total": summary.total,
         "has_p": any(r["p_value"] is not None for r in rows),
         "baseline": data.baseline.run_id if data.baseline else None,
-        "baseline_started": _fmt_time(data.baseline.started) if data.baseline else None,
+        "baseline_started": fmt_time(data.baseline.started) if data.baseline else None,
     }
 
 
@@ -233,7 +204,7 @@ def _flaky_view(f: FlakyCase) -> dict[str, Any]:
         "mixed": f.mixed_runs, "pass_rate": f.pass_rate, "latest": f.latest,
         "status": f.latest if f.latest in STATUS_LABEL else ("failed" if f.latest == "mixed" else "error"),
         "history": f.history,
-        "agreement": _pct(agreement, 0) if isinstance(agreement, (int, float)) else None,
+        "agreement": pct(agreement, 0) if isinstance(agreement, (int, float)) else None,
         "distinct": cons.get("distinct") if isinstance(cons.get("distinct"), int) else None,
         "flagged": bool(cons.get("flag")),
     }
@@ -249,7 +220,7 @@ def _history_view(data: TrendData) -> list[dict[str, Any]]:
         cls = str((v.get("class") if isinstance(v, dict) else v) or "")
         c = r.counts or {}
         rows.append({
-            "run_id": r.run_id, "suite": r.suite, "started": _fmt_time(r.started), "status": r.status,
+            "run_id": r.run_id, "suite": r.suite, "started": fmt_time(r.started), "status": r.status,
             "passed": c.get("passed", 0), "failed": c.get("failed", 0), "error": c.get("error", 0) + c.get("not_run", 0),
             "pass_rate": s.get("pass_rate"), "judge": s.get("judge_score"), "p95": s.get("p95_turn_ms"),
             "cost": s.get("cost"), "cls": cls, "slug": _slug(cls) if cls else "", "git_sha": (r.git_sha or "")[:10],
@@ -298,27 +269,27 @@ def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = Tru
                                                        results[i].case_id, results[i].repeat_index, i))
     cases = []
     for n, i in enumerate(order, 1):
-        view = _case_view(results[i], n, repeated)
+        view = case_view(results[i], n, repeated)
         view["omitted"] = not include_passed_transcripts and view["status"] == "passed"
         cases.append(view)
     status_counts = {s: sum(1 for r in results if r.status == s) for s in STATUSES}
     runs = data.runs
-    span = (f"{_fmt_time(min(r.started for r in runs))[:10]} → {_fmt_time(max(r.started for r in runs))[:10]}"
+    span = (f"{fmt_time(min(r.started for r in runs))[:10]} → {fmt_time(max(r.started for r in runs))[:10]}"
             if runs else None)
     classes = sorted({row["cls"] for row in _history_view(data) if row["cls"]})
     level = focus["level"] if focus else "empty"
     badge = (verdict["cls"].upper() if verdict else LEVEL_BADGE.get(level, "NO RUNS"))
     flaky = [_flaky_view(f) for f in data.flaky]
-    css, js, script_hash = _assets()
-    return _env().get_template("trend.html.j2").render(
-        title=_title(data), suite=data.suite, span=span, run_count=len(runs), since=_fmt_time(data.since) if data.since else None,
+    css, js, script_hash = assets(("run.css", "trend.css"), "trend.js")
+    return environment().get_template("trend.html.j2").render(
+        title=_title(data), suite=data.suite, span=span, run_count=len(runs), since=fmt_time(data.since) if data.since else None,
         badge=badge, badge_slug=verdict["slug"] if verdict else "", level=level, focus=focus, verdict=verdict,
         changes=[_change_view(c, i) for i, c in enumerate(data.changes, 1)], changes_total=data.changes_total,
         changes_source=data.changes_source, baseline=data.baseline.run_id if data.baseline else None,
         flaky=flaky, flaky_agreement=any(f["agreement"] for f in flaky), history=_history_view(data), verdict_classes=classes,
         cases=cases, status_counts=status_counts, status_label=STATUS_LABEL, topics=data.topics, tags=data.tags,
         chart=_chart_data(data), dims=[d for d in DIMENSIONS if d in data.trends.dims], dim_label=DIM_LABEL,
-        period=data.trends.period, generated=_fmt_time(data.generated), one_line=one_line,
+        period=data.trends.period, generated=fmt_time(data.generated), one_line=one_line,
         css=css, js=js, script_hash=script_hash,
     )
 
