@@ -12,7 +12,7 @@ import re
 import unicodedata
 from typing import Any
 
-__all__ = ["normalize_text", "normalize_value", "parse_time", "parse_count"]
+__all__ = ["normalize_text", "normalize_value", "parse_time", "parse_count", "without_surrogates"]
 
 _SPACE = re.compile(r"\s+")  # str patterns match U+3000 and other Unicode spaces too
 
@@ -28,6 +28,28 @@ def normalize_text(s: str, *, nfkc: bool = True, whitespace: bool = True, casefo
     if casefold:
         s = s.casefold()
     return s
+
+
+def without_surrogates(value: Any) -> Any:
+    """`value` with every lone UTF-16 surrogate in its strings (keys included) made U+FFFD.
+
+    JSON may escape one (`"\\ud83d"`): a gateway that splits a character between two stream
+    events sends each half so. Python reads it into a string that cannot be written as UTF-8,
+    to a file, a database or a socket; model output must never make a result unstorable.
+    """
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:  # a pair stays one character; a lone half becomes U+FFFD
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_surrogates(v) for v in value]
+    return value
 
 
 # --- numbers --------------------------------------------------------------------------

@@ -157,6 +157,26 @@ async def test_json_envelope_becomes_text_state_and_outcome(tmp_path):
     assert out.transferred is True and out.transfer_reason == "caller asked" and out.ended_by == "agent"
 
 
+@pytest.mark.parametrize(("stream", "said"), [
+    # the mock streams the answer in three pieces, here splitting the emoji's UTF-16 pair
+    # between two events: each half arrives alone and is not a character on its own
+    (True, "a\ufffd\ufffdb x\ufffd"),
+    (False, "a😀b x\ufffd"),
+])
+async def test_lone_utf16_surrogates_from_a_gateway_never_make_a_result_unstorable(tmp_path, stream, said):
+    from harness.records import RunInfo
+    from harness.store import Store
+
+    with MockOpenAI(reply=lambda messages: "a\ud83d\ude00b x\ud800") as mock:
+        [result], _ = await run(target_for(mock, stream=stream), golden(tmp_path, ONE_PROMPT))
+    assert result.status == "passed", result.error
+    assert result.transcript.turns[0].reply.text == said
+    with Store.open(f"sqlite:///{tmp_path}/h.db") as store:
+        store.start_run(RunInfo(run_id="r1", suite="s"))
+        store.add_results("r1", [result])
+        assert store.results("r1")[0].transcript.turns[0].reply.text == said
+
+
 async def test_429_is_retried_after_retry_after(tmp_path):
     with MockOpenAI(retry_after=0.3) as mock:
         mock.script = ["429", "ok"]

@@ -30,6 +30,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from ..errors import ConfigError, ExitCode, HarnessError
+from ..normalize import without_surrogates
 from ..records import AgentReply, CaseResult, CheckResult, Outcome, RunInfo, Transcript, Turn
 from . import migrations, schema
 
@@ -85,8 +86,8 @@ def _json_dumps(value: Any) -> str:
     # json.dumps's time, on the writer thread that shares the GIL with the run.
     try:
         return to_json(value, fallback=str).decode()
-    except PydanticSerializationError:  # bytes that are not UTF-8, and the like
-        return json.dumps(value, ensure_ascii=False, default=str)
+    except PydanticSerializationError:  # bytes that are not UTF-8, a lone surrogate, and the like
+        return json.dumps(without_surrogates(value), ensure_ascii=False, default=str)
 
 
 def _one_line(exc: BaseException) -> str:
