@@ -18,6 +18,9 @@ requests, the stream read and each event parsed, nothing else) against the same 
 the same moment: the floor for any Python client on this machine. The machines here are
 shared and their speed drifts by 10-20 % within minutes; "vs plain" (the harness's wall time
 over the bare client's) is the figure that compares across runs. `--no-plain` skips it.
+`--stack-floor` adds a third run: the same bare client, after importing the libraries every
+`harness run` needs (pydantic, PyYAML, SQLAlchemy, typer) and using none of them, which is
+the least any run built on them can take.
 """
 
 from __future__ import annotations
@@ -55,8 +58,17 @@ def write_project(folder: Path, n: int, base_url: str, concurrency: int, stream:
     return suite
 
 
-def plain_client(base_url: str, n: int, concurrency: int, stream: bool) -> None:
-    """N chat completions with aiohttp alone, `concurrency` at a time: the reference floor."""
+STACK = ("pydantic", "yaml", "sqlalchemy", "typer")  # what `harness run` imports besides aiohttp
+
+
+def plain_client(base_url: str, n: int, concurrency: int, stream: bool, stack: bool = False) -> None:
+    """N chat completions with aiohttp alone, `concurrency` at a time: the reference floor.
+    With `stack`, after importing the libraries in STACK first."""
+    if stack:
+        import importlib
+
+        for name in STACK:
+            importlib.import_module(name)
     import asyncio
     import json
 
@@ -102,7 +114,7 @@ def _timed(cmd: list[str], out_path: Path) -> tuple[float, int, Any]:
 
 
 def run_once(n: int, latency_ms: float, concurrency: int, stream: bool, aiohttp_mock: bool = False,
-             plain: bool = True) -> dict:
+             plain: bool = True, stack_floor: bool = False) -> dict:
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "mock_openai.py"), "--port", "0", "--latency-ms", str(latency_ms),
          *(["--aiohttp"] if aiohttp_mock else [])],
@@ -119,13 +131,19 @@ def run_once(n: int, latency_ms: float, concurrency: int, stream: bool, aiohttp_
             output = out_path.read_text()
             if code != 0:
                 sys.exit(f"harness run failed ({code}): {output[-2000:]}")
-            plain_wall = None
-            if plain:
-                plain_wall, code, _ = _timed([sys.executable, __file__, "--plain-client", base_url, "--cases", str(n),
-                                              "--concurrency", str(concurrency),
-                                              *(["--no-stream"] if not stream else [])], out_path)
+            plain_wall = floor_wall = None
+            client = [sys.executable, __file__, "--plain-client", base_url, "--cases", str(n),
+                      "--concurrency", str(concurrency), *(["--no-stream"] if not stream else [])]
+            for wanted, extra in ((plain, []), (stack_floor, ["--stack"])):
+                if not wanted:
+                    continue
+                wall_c, code, _ = _timed(client + extra, out_path)
                 if code != 0:
                     sys.exit(f"plain client failed ({code}): {out_path.read_text()[-2000:]}")
+                if extra:
+                    floor_wall = wall_c
+                else:
+                    plain_wall = wall_c
     finally:
         server.terminate()
         server.wait()
@@ -135,12 +153,15 @@ def run_once(n: int, latency_ms: float, concurrency: int, stream: bool, aiohttp_
             "wall_s": wall, "ideal_s": ideal, "ratio": wall / ideal, "cpu_ms_per_case": cpu / n * 1000,
             "peak_rss_mb": usage.ru_maxrss / 1024, "status": output.strip().splitlines()[-1],
             "plain_ratio": plain_wall / ideal if plain_wall else None,
-            "vs_plain": wall / plain_wall if plain_wall else None}
+            "vs_plain": wall / plain_wall if plain_wall else None,
+            "floor_ratio": floor_wall / ideal if floor_wall else None}
 
 
 def _line(r: dict, label: str = "") -> str:
     plain = (f"  plain aiohttp ratio {r['plain_ratio']:.2f}, harness vs plain {r['vs_plain']:.2f}"
              if r.get("vs_plain") else "")
+    if r.get("floor_ratio"):
+        plain += f"  plain aiohttp + stack imports ratio {r['floor_ratio']:.2f}"
     return (f"{label}N={r['cases']:>6} L={r['latency_ms']:g}ms C={r['concurrency']} stream={r['stream']}: "
             f"wall {r['wall_s']:.2f}s  ideal {r['ideal_s']:.2f}s  ratio {r['ratio']:.2f}  "
             f"cpu {r['cpu_ms_per_case']:.2f} ms/case  peak harness RSS {r['peak_rss_mb']:.0f} MB{plain}  "
@@ -157,17 +178,20 @@ def main() -> None:
     ap.add_argument("--aiohttp-mock", action="store_true",
                     help="serve with the mock's aiohttp server (~0.2 ms CPU a request) instead of its lean one")
     ap.add_argument("--no-plain", action="store_true", help="skip the bare aiohttp client paired with each run")
+    ap.add_argument("--stack-floor", action="store_true",
+                    help="also time the bare client after importing pydantic, PyYAML, SQLAlchemy and typer")
     ap.add_argument("--plain-client", metavar="BASE_URL", help=argparse.SUPPRESS)  # the paired run itself
+    ap.add_argument("--stack", action="store_true", help=argparse.SUPPRESS)  # with --plain-client
     args = ap.parse_args()
     if args.plain_client:
-        plain_client(args.plain_client, (args.cases or [1000])[0], args.concurrency, not args.no_stream)
+        plain_client(args.plain_client, (args.cases or [1000])[0], args.concurrency, not args.no_stream, args.stack)
         return
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "harness")], check=False)
     for n in args.cases or [1000, 10000]:
         runs = []
         for i in range(max(1, args.repeat)):
             runs.append(run_once(n, args.latency_ms, args.concurrency, not args.no_stream, args.aiohttp_mock,
-                                 plain=not args.no_plain))
+                                 plain=not args.no_plain, stack_floor=args.stack_floor))
             print(_line(runs[-1], f"run {i + 1}: "), flush=True)
         if len(runs) > 1:
             by_ratio = sorted(runs, key=lambda r: r["ratio"])
