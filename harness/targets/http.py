@@ -166,8 +166,9 @@ class HttpTarget(Target):
     async def post(self, method: str, url: str, body: bytes) -> tuple[Any, float]:
         """One request: (the decoded JSON response, milliseconds it took)."""
         where = safe_endpoint(url)
+        session = self.session().open()  # before the clock starts: see Session.open
         t0 = time.perf_counter()
-        resp = await self.session().send(method, url, body, endpoint=where)
+        resp = await session.send(method, url, body, endpoint=where)
         try:
             content = await resp.read()
         finally:

@@ -186,8 +186,9 @@ class OpenAITarget(Target):
         return await self._whole(body)
 
     async def _whole(self, body: bytes) -> tuple[str, AgentReply]:
+        session = self.session().open()  # before the clock starts: see Session.open
         t0 = time.perf_counter()
-        resp = await self.session().send("POST", self.endpoint, body, endpoint=self.safe_endpoint)
+        resp = await session.send("POST", self.endpoint, body, endpoint=self.safe_endpoint)
         try:
             content_bytes = await resp.read()
         finally:
@@ -206,6 +207,7 @@ class OpenAITarget(Target):
                                     usage)
 
     async def _streamed(self, body: bytes) -> tuple[str, AgentReply]:
+        session = self.session().open()  # before the clock starts: see Session.open
         t0 = time.perf_counter()
         first_ms: float | None = None
         parts: list[str] = []
@@ -213,7 +215,7 @@ class OpenAITarget(Target):
         usage: dict[str, Any] = {}
         done = finished = False
         decoder = SSEDecoder()
-        resp = await self.session().send("POST", self.endpoint, body, endpoint=self.safe_endpoint)
+        resp = await session.send("POST", self.endpoint, body, endpoint=self.safe_endpoint)
         try:
             if resp.status >= 300:
                 self._raise_for_status(resp.status, resp.headers, await resp.read())
