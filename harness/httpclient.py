@@ -25,6 +25,8 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from pydantic_core import from_json
+
 from .errors import InfraError
 
 if TYPE_CHECKING:  # imported on first use: httpx and aiohttp cost ~0.2 s to import
@@ -377,8 +379,6 @@ def loads(data: bytes) -> Any:
     every streamed token is an event. It refuses a lone UTF-16 surrogate escape, which JSON
     allows: that text is read by the standard library and the surrogate made U+FFFD.
     """
-    from pydantic_core import from_json
-
     try:
         return from_json(data)
     except ValueError:
