@@ -299,7 +299,9 @@ class CaseSpec(Strict):
     turns: list[TurnSpec] | None = Field(default=None, min_length=1)
     prompt: str | None = None
     caller: CallerSpec | None = Field(default=None, description="a goal-driven caller instead of scripted turns")
-    faults: list[str] = Field(default_factory=list, description="sim faults active during this call (chaos cases)")
+    faults: list[str] = Field(default_factory=list,
+                              description="sim faults active during this call (chaos cases): a name, 'name:value' "
+                                          "or {name: value}, as in a sim target's faults")
     expect: list[CheckSpec] = Field(default_factory=list)
     outcome: OutcomeSpec | None = None
     budgets: Budgets | None = None
@@ -316,6 +318,21 @@ class CaseSpec(Strict):
     _tags = _loader_attr("_tags")
     _language = _loader_attr("_language")
     _source = _loader_attr("_source")
+
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _fault_mappings(cls, v: Any) -> Any:
+        """`{latency: 800}` is "latency:800", as in a sim target's faults; names and values are
+        checked by the loader, each at its own position (harness.loading._calls)."""
+        if not isinstance(v, list):
+            return v
+        out: list[Any] = []
+        for item in v:
+            if isinstance(item, dict):
+                out += [str(k) if value is None else f"{k}:{value}" for k, value in item.items()]
+            else:
+                out.append(item)
+        return out
 
     def model_post_init(self, context: Any, /) -> None:
         # the loader's values as a case that did not come from a file has them, in one dict

@@ -259,6 +259,23 @@ def test_slots_check_names_and_case_faults_are_checked(tmp_path):
     ]
 
 
+def test_case_faults_take_the_mapping_form_of_a_targets_faults(tmp_path):
+    path = tmp_path / "calls.yaml"
+    path.write_text("topic: reservation\ncases:\n  - id: a\n    prompt: hi\n"
+                    "    faults: [{primary_outage: 0.5, latency: 800}, model_update]\n", encoding="utf-8")
+    assert load_golden_file(str(path)).cases[0].faults == ["primary_outage:0.5", "latency:800", "model_update"]
+    errors = golden_errors(tmp_path, (
+        "  - id: a\n"
+        "    prompt: hi\n"
+        "    faults: [{latency: 800, halucination: 0.2}, 'rate_limit:2']\n"
+    ))
+    assert errors == [  # each mistake at its own key or item, although one mapping holds two faults
+        "F:5:29: faults: unknown sim fault 'halucination' (expected one of: latency, primary_outage, full_outage, "
+        "rate_limit, server_error, model_update, hallucination; did you mean 'hallucination'?)",
+        "F:5:49: faults: sim fault 'rate_limit' takes a rate between 0 and 1, got '2'",
+    ]
+
+
 def test_a_caller_needs_a_question_and_cannot_come_with_turns(tmp_path):
     errors = golden_errors(tmp_path, "  - id: a\n    caller: {goal: question}\n")
     assert errors == ["F:4:13: a caller with goal: question needs `question:` (what to ask)"]

@@ -31,7 +31,7 @@ BOOKING_CALL = {
 }
 
 
-async def play(faults: list[str], case_faults: list[str] = (), retries: int = 6, **config: Any):
+async def play(faults: list[str], case_faults: list[Any] = (), retries: int = 6, **config: Any):
     case = CaseSpec.model_validate({"id": "chaos-t", **BOOKING_CALL, "faults": list(case_faults)})
     case._language = "ja"
     target = create({"kind": "sim", "latency_ms": 5, "faults": faults, **config})
@@ -95,8 +95,9 @@ async def test_hallucination_books_a_full_table_and_the_slot_and_text_checks_fai
     assert effects["booking"]["time"] == "19:00" and effects["overbooked"] is True
 
 
-async def test_case_faults_add_to_the_targets():
-    transcript, failed, _ = await play(["latency:1"], case_faults=["primary_outage"])
+@pytest.mark.parametrize("case_faults", [["primary_outage"], [{"primary_outage": 1}]])
+async def test_case_faults_add_to_the_targets(case_faults):
+    transcript, failed, _ = await play(["latency:1"], case_faults=case_faults)
     assert "route" in failed and transcript.turns[1].reply.route == "fallback"
 
 

@@ -87,13 +87,23 @@ def _faults(case: CaseSpec, raw: Any, fallback: Position) -> list[ConfigError]:
         return []
     from ..targets.sim.faults import parse_fault
 
-    out = []
+    # what was written, each with its position: a mapping may hold several faults, so the
+    # case's flat list of "name:value" strings does not line up with the YAML items
+    written: list[tuple[str, Position]] = []
     positions = getattr(raw, "item_pos", [])
-    for k, item in enumerate(case.faults):
+    for k, item in enumerate(raw if isinstance(raw, list) else []):
+        pos = positions[k] if k < len(positions) else fallback
+        if isinstance(item, dict):
+            key_pos = getattr(item, "key_pos", {})
+            written += [(str(n) if v is None else f"{n}:{v}", key_pos.get(n, pos)) for n, v in item.items()]
+        else:
+            written.append((str(item), pos))
+    out = []
+    for text, pos in written or [(f, fallback) for f in case.faults]:
         try:
-            parse_fault(item)
+            parse_fault(text)
         except ValueError as e:
-            out.append(ConfigError(f"faults: {e}", positions[k] if k < len(positions) else fallback))
+            out.append(ConfigError(f"faults: {e}", pos))
     return out
 
 
