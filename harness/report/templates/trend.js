@@ -57,7 +57,11 @@
   }
 
   function niceTicks(lo, hi, count) {
-    if (lo === hi) { var pad = Math.abs(lo) * 0.1 || 1; lo -= pad; hi += pad; }
+    if (lo === hi) {  // one value: pad around it, but a count or cost of 0 keeps its axis at 0
+      var pad = Math.abs(lo) * 0.1 || 1;
+      hi += pad;
+      lo = lo >= 0 && lo - pad < 0 ? 0 : lo - pad;
+    }
     var raw = (hi - lo) / count, mag = Math.pow(10, Math.floor(Math.log(raw) / Math.LN10)), norm = raw / mag;
     var step = (norm >= 5 ? 10 : norm >= 2 ? 5 : norm >= 1 ? 2 : 1) * mag;
     if (norm < 1.5) { step = mag; }
