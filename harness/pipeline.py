@@ -198,19 +198,26 @@ def run_suite(
 RUN_GC_THRESHOLD = 20_000
 
 
-def _judge_service(suite):
-    """The suite's LLM judge, if it has one; rubric and canary mistakes surface here, before the run."""
+def _judge_service(suite, store):
+    """The suite's LLM judge, if it has one; rubric and canary mistakes surface here, before the run.
+
+    Its verdict cache sits beside the history: in the store's own database when that is a
+    server (PostgreSQL), which every runner sharing the history reaches, so a CI job on a
+    fresh machine does not pay to judge yesterday's answers again; else in a SQLite file next
+    to the history file (`.harness/judge-cache.db`).
+    """
     if suite.judge is None:
         return None
     from .judge import JudgeService
 
-    return JudgeService.from_spec(suite.judge, root=suite.root)
+    shared = store.engine.dialect.name != "sqlite"
+    return JudgeService.from_spec(suite.judge, root=suite.root, cache=store.engine if shared else None)
 
 
 def _run(suite, target, items, store, options, console, on_result, ResultWriter) -> RunOutcome:
     from .runner import Runner
 
-    judge = _judge_service(suite)
+    judge = _judge_service(suite, store)
 
     described = target.describe()
     run = RunInfo(

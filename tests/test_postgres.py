@@ -232,3 +232,63 @@ def test_connections_killed_during_writes_lose_nothing_finished(pg_url: str) -> 
         assert "\n" not in error.line() and "store postgresql+psycopg://" in error.line()
         assert len(ids) >= writer.written
     store.close()
+
+
+JUDGED_SUITE = """
+name: judged-pg
+golden: ["golden/**/*.yaml"]
+target: {kind: sim}
+judge: {base_url: "${JUDGE_URL}", model: judge-model, when: always}
+"""
+
+JUDGED_GOLDEN = """
+topic: question
+cases:
+  - id: jdg-hours
+    language: en
+    prompt: What are your opening hours?
+    expect:
+      - judge: {rubric: correct-faq-answer}
+  - id: jdg-parking
+    language: en
+    prompt: Do you have parking?
+    expect:
+      - judge: {rubric: correct-faq-answer}
+"""
+
+
+async def test_the_judge_cache_lives_in_the_shared_store(pg_url: str, tmp_path) -> None:
+    """A CI runner starts on a fresh machine every day: with the history on PostgreSQL, the
+    judge's verdicts are there too, so yesterday's unchanged answers are not judged again."""
+    import asyncio
+    import shutil
+
+    from mock_judge import MockJudge
+    from sqlalchemy import create_engine, inspect
+
+    shutil.copytree(REPO / "rubrics", tmp_path / "rubrics")
+    (tmp_path / "golden" / "question").mkdir(parents=True)
+    (tmp_path / "golden" / "question" / "j.yaml").write_text(JUDGED_GOLDEN, encoding="utf-8")
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "judged.yaml").write_text(JUDGED_SUITE, encoding="utf-8")
+
+    async def run(env: dict[str, str]) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "harness", "run", "suites/judged.yaml", "-q", "--no-reports", "--store", pg_url,
+            cwd=tmp_path, env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        assert proc.returncode == 0, out.decode()[-2000:] + err.decode()[-2000:]
+
+    async with MockJudge(rules=[("11", 9), ("parking", 9)], default_score=9) as judge:
+        await run({"JUDGE_URL": judge.url})
+        first = judge.eval_calls
+        assert first >= 2  # both answers judged
+        shutil.rmtree(tmp_path / ".harness", ignore_errors=True)  # the next day's runner starts empty
+        await run({"JUDGE_URL": judge.url})
+        assert judge.eval_calls == first  # both verdicts came from the shared store
+    assert not (tmp_path / ".harness" / "judge-cache.db").exists()
+    engine = create_engine(pg_url)
+    try:
+        assert {"judge_verdicts", "results", "runs"} <= set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, delete, event, insert, select
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 FLUSH_EVERY = 200
 
@@ -94,7 +95,12 @@ class JudgeCache:
     def __init__(self, url_or_engine: str | Engine):
         self._owns_engine = not isinstance(url_or_engine, Engine)
         self.engine = make_engine(url_or_engine)
-        _meta.create_all(self.engine)
+        try:
+            _meta.create_all(self.engine)
+        except SQLAlchemyError:
+            # two runs starting at once on a fresh shared database (CI shards) may both try to
+            # create the tables; whichever lost finds them there the second time
+            _meta.create_all(self.engine)
         self._verdicts: dict[str, CachedVerdict] = {}
         self._steps: dict[str, list[str]] = {}
         self._pending_verdicts: dict[str, CachedVerdict] = {}
