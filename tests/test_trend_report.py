@@ -219,6 +219,16 @@ def test_changes_come_from_the_verdict_when_present(tmp_path):
     assert "<ins>4</ins>" in html
 
 
+def test_evidence_figures_are_shown_rounded(tmp_path):
+    with Store.open(f"sqlite:///{tmp_path / 'h.db'}") as s:
+        _add_run(s, "a", NOW, [_result("rsv-1", "reservation", "passed", "ok")],
+                 verdict={"class": "noise", "evidence": [{"kind": "infra", "detail": "2 of 78 calls did not reach a model",
+                                                          "share": 2 / 78, "repeats": 78}]})
+        html = render_trend_html(load_trend(s, suite=None, since_s=None))
+    assert "&#34;share&#34;: 0.0256" in html or '"share": 0.0256' in html
+    assert "0.02564102564102564" not in html and "78" in html
+
+
 def test_flaky_cases_between_days_and_repeats(data, page):
     flaky = {f.case_id: f for f in data.flaky}
     assert set(flaky) == {"faq-1", "faq-2"}

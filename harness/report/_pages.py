@@ -76,6 +76,18 @@ def fmt_duration(ms: float | None) -> str:
     return f"{int(secs // 60)} min {int(secs % 60)} s"
 
 
+def rounded(value: Any, digits: int = 3) -> Any:
+    """`value` with its floats cut to `digits` significant digits (a share of 0.0256…, not
+    0.02564102564102564), for figures shown beside a verdict; other values stay as they are."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
 def compact(value: Any, limit: int = 400) -> str:
     """Compact JSON for slots, state and check arguments (escaped later by the template)."""
     try:

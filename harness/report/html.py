@@ -26,6 +26,7 @@ from ._pages import (
     environment,
     fmt_duration,
     fmt_time,
+    rounded,
 )
 from .stats import STATUSES, RunSummary, repeated_case_ids, status_line, summarize
 
@@ -42,7 +43,7 @@ def _verdict_view(verdict: Any) -> dict[str, Any] | None:
     evidence = verdict.get("evidence") or []
     if not isinstance(evidence, (list, tuple)):
         evidence = [evidence]
-    items = [e if isinstance(e, str) else compact(e, 600) for e in evidence]
+    items = [e if isinstance(e, str) else compact(rounded(e), 600) for e in evidence]
     other = [(str(k), v if isinstance(v, str) else compact(v, 600)) for k, v in verdict.items() if k not in ("class", "kind", "evidence")]
     slug = cls.lower() if cls.lower() in VERDICT_CLASSES else "other"
     return {"cls": cls, "slug": slug, "evidence": items, "other": other}

@@ -23,7 +23,18 @@ from typing import Any
 from ..records import CaseResult
 from ..store import Store
 from ._common import one_line, redact, write_text_atomic
-from ._pages import STATUS_LABEL, STATUS_ORDER, VERDICT_CLASSES, assets, case_view, compact, environment, fmt_time, pct
+from ._pages import (
+    STATUS_LABEL,
+    STATUS_ORDER,
+    VERDICT_CLASSES,
+    assets,
+    case_view,
+    compact,
+    environment,
+    fmt_time,
+    pct,
+    rounded,
+)
 from .stats import STATUSES, repeated_case_ids, status_line, summarize
 from .trend import DIMENSIONS, METRICS, CaseChange, FlakyCase, TrendData, load_trend
 
@@ -65,7 +76,7 @@ def _evidence_view(e: Any) -> dict[str, Any]:
     rest = {k: v for k, v in e.items() if k not in ("kind", "detail")}
     return {"kind": None if e.get("kind") is None else str(e["kind"]),
             "detail": "" if e.get("detail") is None else str(e["detail"]),
-            "more": compact(rest, 300) if rest else ""}
+            "more": compact(rounded(rest), 300) if rest else ""}
 
 
 def _verdict_view(verdict: dict[str, Any] | None) -> dict[str, Any] | None:
