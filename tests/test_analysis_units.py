@@ -118,3 +118,14 @@ def test_first_run_without_reference_is_ok():
     ref = Reference("trailing window", None, None, {})
     v = classify(_run(), compare({"c": obs("c", ["passed"])}, ref, {}, spec), ref, spec)
     assert v["class"] == "ok" and v["baseline_run"] is None
+
+
+def test_a_first_run_with_a_few_infra_errors_says_so_in_its_headline():
+    spec = AnalysisSpec()
+    ref = Reference("trailing window", None, None, {})
+    now = {f"c{i}": obs(f"c{i}", ["passed"]) for i in range(39)}
+    now["c39"] = obs("c39", ["error"])  # 1 of 40 calls: under the infra threshold
+    v = classify(_run(), compare(now, ref, {}, spec), ref, spec)
+    assert v["class"] == "noise"
+    assert v["headline"] == ("noise: no baseline or history to compare with yet; 0 case(s) failed; "
+                             "1 of 40 calls did not reach a model (below the infra threshold)")

@@ -184,7 +184,11 @@ def _where(cmp: Comparison, sig_cases: list) -> str:
 def _noise_line(cmp: Comparison, changed: list[dict[str, Any]], ref: Reference) -> str:
     if ref.empty:
         failed = sum(1 for c in cmp.cases if c.after == "failed")
-        return f"no baseline or history to compare with yet; {failed} case(s) failed"
+        line = f"no baseline or history to compare with yet; {failed} case(s) failed"
+        missed = cmp.infra["errors"] + cmp.infra["not_run"]
+        if missed:  # what made it noise rather than ok, in the headline too
+            line += f"; {missed} of {cmp.infra['repeats']} calls did not reach a model (below the infra threshold)"
+        return line
     ids = list(dict.fromkeys(c["case_id"] for c in changed))
     if ids:
         return f"{len(ids)} case(s) differ from the {ref.label} within the variance history shows: {_names(ids)}"
