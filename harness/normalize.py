@@ -14,16 +14,14 @@ from typing import Any
 
 __all__ = ["normalize_text", "normalize_value", "parse_time", "parse_count", "without_surrogates"]
 
-_SPACE = re.compile(r"\s+")  # str patterns match U+3000 and other Unicode spaces too
-
 
 def normalize_text(s: str, *, nfkc: bool = True, whitespace: bool = True, casefold: bool = True) -> str:
     """Fold width variants (NFKC), collapse whitespace runs to one space, and casefold."""
     if nfkc:
         s = unicodedata.normalize("NFKC", s)
     if whitespace:
-        # str.split() splits on exactly the characters `\s` matches (str.isspace), and is
-        # several times faster than _SPACE.sub(" ", s).strip(): checks call this on every reply
+        # str.split() splits on Unicode whitespace (U+3000 included), exactly what a `\s+`
+        # regex matches, in a fraction of its time: checks call this on every reply
         s = " ".join(s.split())
     if casefold:
         s = s.casefold()

@@ -85,20 +85,6 @@ class CaseObs:
         return obs
 
 
-def answer_of(transcript: dict[str, Any] | None) -> str | None:
-    """The agent's side of a call, normalised: what "the same answer" means between repeats.
-
-    The greeting is left out (it is recorded, not generated) and so are caller words.
-    """
-    if not transcript:
-        return None
-    return _answer([t["reply"].get("text") or "" for t in transcript.get("turns", []) if t.get("kind") != "greeting"])
-
-
-def _answer(texts: list[str]) -> str | None:
-    return normalize_text("\n".join(texts)) if texts else None
-
-
 # A repeat as the fold below reads it, whether it comes from a fresh record or a stored row:
 # each check as (name, score, weight, counts) where counts = neither skipped nor in error,
 # and each reply as (kind, text, total_ms, tokens, cost, route, model, fingerprint).
@@ -121,8 +107,10 @@ def _fold(obs: CaseObs, status: str, checks: list[_Check], replies: list[_Reply]
         used = [(score, weight) for _, score, weight, counts in checks if counts]
         total = sum(w for _, w in used)
         obs.scores.append(sum(sc * w for sc, w in used) / total if used and total > 0 else None)
+        # the agent's side of the call, normalised: what "the same answer" means between
+        # repeats; the greeting is left out (it is recorded, not generated), and caller words
         spoken = [r[1] for r in replies if r[0] != "greeting"]
-        obs.answers.append(_answer(spoken) if replies else None)
+        obs.answers.append(normalize_text("\n".join(spoken)) if spoken else None)
         obs.judge_scores.extend(score for name, score, _, counts in checks if counts and name in JUDGE_CHECKS)
     else:
         obs.scores.append(None)

@@ -159,14 +159,15 @@ class HttpTarget(Target):
     def session(self) -> Session:
         """The target's one HTTP session, reused for every call; connections open on first use."""
         if self._session is None:
+            # opened now, in the event loop: a request's clock starts after this (Session.open)
             self._session = Session.for_target(self.config.limits, self.config.headers,
-                                               {"Content-Type": self.config.content_type})
+                                               {"Content-Type": self.config.content_type}).open()
         return self._session
 
     async def post(self, method: str, url: str, body: bytes) -> tuple[Any, float]:
         """One request: (the decoded JSON response, milliseconds it took)."""
         where = safe_endpoint(url)
-        session = self.session().open()  # before the clock starts: see Session.open
+        session = self.session()  # before the clock starts: the first one imports aiohttp
         t0 = time.perf_counter()
         resp = await session.send(method, url, body, endpoint=where)
         try:

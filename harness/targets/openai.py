@@ -160,7 +160,8 @@ class OpenAITarget(Target):
             if self.config.api_key is not None:  # the key wins over a user's Authorization header
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
                 headers["Authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"
-            self._session = Session.for_target(self.config.limits, headers, {"Content-Type": "application/json"})
+            # opened now, in the event loop: a request's clock starts after this (Session.open)
+            self._session = Session.for_target(self.config.limits, headers, {"Content-Type": "application/json"}).open()
         return self._session
 
     def payload(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -186,7 +187,7 @@ class OpenAITarget(Target):
         return await self._whole(body)
 
     async def _whole(self, body: bytes) -> tuple[str, AgentReply]:
-        session = self.session().open()  # before the clock starts: see Session.open
+        session = self.session()  # before the clock starts: the first one imports aiohttp
         t0 = time.perf_counter()
         resp = await session.send("POST", self.endpoint, body, endpoint=self.safe_endpoint)
         try:
@@ -207,7 +208,7 @@ class OpenAITarget(Target):
                                     usage)
 
     async def _streamed(self, body: bytes) -> tuple[str, AgentReply]:
-        session = self.session().open()  # before the clock starts: see Session.open
+        session = self.session()  # before the clock starts: the first one imports aiohttp
         t0 = time.perf_counter()
         first_ms: float | None = None
         parts: list[str] = []
