@@ -288,6 +288,11 @@ def _loader_attr(name: str) -> property:
     return property(get, set)
 
 
+def fault_text(name: Any, value: Any) -> str:
+    """One fault of a `{name: value}` mapping as the "name:value" text the sim reads."""
+    return str(name) if value is None else f"{name}:{value}"
+
+
 class CaseSpec(Strict):
     """One golden case: a whole call (`turns`) or a one-turn shorthand (`prompt`)."""
 
@@ -329,7 +334,7 @@ class CaseSpec(Strict):
         out: list[Any] = []
         for item in v:
             if isinstance(item, dict):
-                out += [str(k) if value is None else f"{k}:{value}" for k, value in item.items()]
+                out += [fault_text(k, value) for k, value in item.items()]
             else:
                 out.append(item)
         return out

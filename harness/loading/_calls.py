@@ -16,7 +16,7 @@ import difflib
 from typing import Any
 
 from ..errors import ConfigError, Position
-from ..spec import SLOT_NAMES, Budgets, CaseSpec, CheckSpec, GoldenFile, Suite
+from ..spec import SLOT_NAMES, Budgets, CaseSpec, CheckSpec, GoldenFile, Suite, fault_text
 
 
 def call_errors(golden: GoldenFile, raw: Any, path: str) -> list[ConfigError]:
@@ -83,8 +83,6 @@ def _check_slots(checks: list[CheckSpec], raw_list: Any, known: tuple[str, ...],
 
 
 def _faults(case: CaseSpec, raw: Any, fallback: Position) -> list[ConfigError]:
-    if not case.faults:
-        return []
     from ..targets.sim.faults import parse_fault
 
     # what was written, each with its position: a mapping may hold several faults, so the
@@ -95,7 +93,7 @@ def _faults(case: CaseSpec, raw: Any, fallback: Position) -> list[ConfigError]:
         pos = positions[k] if k < len(positions) else fallback
         if isinstance(item, dict):
             key_pos = getattr(item, "key_pos", {})
-            written += [(str(n) if v is None else f"{n}:{v}", key_pos.get(n, pos)) for n, v in item.items()]
+            written += [(fault_text(n, v), key_pos.get(n, pos)) for n, v in item.items()]
         else:
             written.append((str(item), pos))
     out = []
