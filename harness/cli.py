@@ -104,11 +104,13 @@ def run(
             if name != "html_latest":
                 console.print(f"{name}: {path}", markup=False)
     else:
+        from .verdict import Verdict
+
         c = outcome.run.counts
-        verdict = (outcome.run.extra.get("verdict") or {}).get("class")
+        verdict = Verdict.of_extra(outcome.run.extra)
         print(f"{outcome.run.status}: {c.get('passed', 0)} passed, {c.get('failed', 0)} failed, "
               f"{c.get('error', 0)} error, {c.get('not_run', 0)} not run"
-              + (f"; verdict: {verdict}" if verdict else ""), flush=True)
+              + (f"; verdict: {verdict.name}" if verdict else ""), flush=True)
     if outcome.run.message:
         _console(stderr=True).print(f"error: {outcome.run.message}", markup=False, soft_wrap=True)
     for w in outcome.warnings:

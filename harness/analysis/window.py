@@ -14,11 +14,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..records import RunInfo
 from ..store import Store, StoreError
 from ..store import schema as store_schema
+from ..verdict import Verdict, VerdictClass
 from .observe import CaseObs, add_row
 
 __all__ = ["HEALTHY", "PastRun", "load_observations", "trailing_window"]
 
-HEALTHY = frozenset({"ok", "noise"})
+HEALTHY = frozenset(c.value for c in VerdictClass if c.healthy)  # classes whose runs say what normal is
 
 
 @dataclass
@@ -27,16 +28,17 @@ class PastRun:
     cases: dict[str, CaseObs] = field(default_factory=dict)
 
     @property
-    def verdict_class(self) -> str | None:
-        v = self.run.extra.get("verdict") if isinstance(self.run.extra, dict) else None
-        return v.get("class") if isinstance(v, dict) else None
+    def verdict(self) -> Verdict | None:
+        return Verdict.of_extra(self.run.extra)
 
     @property
     def healthy(self) -> bool:
-        """A run that says what normal looks like: not an outage, not a known bad day."""
+        """A run that says what normal looks like: not an outage, not a known bad day (a
+        verdict this version cannot read is not taken as normal)."""
         if self.run.status != "complete":
             return False
-        return self.verdict_class is None or self.verdict_class in HEALTHY
+        verdict = self.verdict
+        return verdict is None or verdict.cls.healthy
 
 
 def load_observations(store: Store, run_ids: list[str], case_id: str | None = None) -> dict[str, dict[str, CaseObs]]:
