@@ -135,7 +135,7 @@ class Evidence:
             detail = value.get("detail")
             return cls(str(value.get("kind") or ""), detail if isinstance(detail, str) else
                        ("" if detail is None else str(detail)), figures)
-        return cls("note", "" if value is None else str(value))
+        return cls("", "" if value is None else str(value))  # older verdicts listed bare lines
 
 
 # keys of the stored dict, in the order they are written
@@ -151,7 +151,7 @@ class Verdict:
     headline: str = ""
     evidence: list[Evidence] = field(default_factory=list)
     topics: dict[str, Any] = field(default_factory=dict)  # topic → figures (pass rates, p-value …)
-    changed_cases: list[dict[str, Any]] = field(default_factory=list)
+    changed_cases: list[dict[str, Any]] | None = None  # None: the verdict does not say (an older one)
     baseline_run: str | None = None
     reference: str | None = None  # the reference's label ("accepted baseline", "previous run" …)
     same_code: bool | None = None
@@ -187,9 +187,10 @@ class Verdict:
             "headline": self.headline,
             "evidence": [e.to_dict() for e in self.evidence],
             "topics": self.topics,
-            "changed_cases": self.changed_cases,
-            "baseline_run": self.baseline_run,
         }
+        if self.changed_cases is not None:
+            out["changed_cases"] = self.changed_cases
+        out["baseline_run"] = self.baseline_run
         for key in ("reference", "same_code", "infra_share", "latency", "usage", "consistency", "note"):
             value = getattr(self, key)
             if value is not None:
@@ -234,13 +235,17 @@ class Verdict:
         if vc is VerdictClass.UNKNOWN and stored_note:
             notes.insert(0, stored_note)
         same_code = data.get("same_code")
+        changed = typed("changed_cases", list, "changed cases")
+        baseline = data.get("baseline_run")
+        if isinstance(baseline, Mapping):  # some older verdicts stored the baseline run itself
+            baseline = baseline.get("run_id")
         v = cls(
             cls=vc,
             headline=headline or "",
             evidence=[Evidence.from_stored(e) for e in evidence],
             topics=typed("topics", dict, "topics") or {},
-            changed_cases=[c for c in (typed("changed_cases", list, "changed cases") or []) if isinstance(c, dict)],
-            baseline_run=str(data["baseline_run"]) if data.get("baseline_run") is not None else None,
+            changed_cases=None if changed is None else [c for c in changed if isinstance(c, dict)],
+            baseline_run=None if baseline is None else str(baseline),
             reference=str(data["reference"]) if data.get("reference") is not None else None,
             same_code=same_code if isinstance(same_code, bool) else None,
             infra_share=float(share) if isinstance(share, (int, float)) and not isinstance(share, bool) else None,
@@ -299,7 +304,7 @@ class Verdict:
             vc = VerdictClass.OK
         else:
             vc = VerdictClass.FAILED
-        return cls(vc, headline)
+        return cls(vc, headline, changed_cases=[])
 
     @classmethod
     def for_run(cls, status: str, message: str | None, extra: Any, counts: Mapping[str, int]) -> tuple[Verdict, bool]:

@@ -176,7 +176,7 @@ def _failing_groups(summary: RunSummary, history: History | None, limit: int, to
         errs = list(summary.erroring.values())
         lines = [case_line(c, None, limit) for c in errs]
         texts.append(lines_text(f"*Infra errors* ({len(errs)}, not counted as failures)", take(lines)))
-    changed = summary.verdict.changed_cases
+    changed = summary.verdict.changed_cases or []
     if changed:
         lines = []
         for ch in changed:

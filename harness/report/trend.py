@@ -26,6 +26,7 @@ from ..errors import ConfigError, HarnessError
 from ..records import CaseResult, RunInfo
 from ..store import Store
 from ..store import schema as db
+from ..verdict import Verdict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,7 +102,7 @@ class TrendData:
     run_stats: dict[str, dict[str, Any]]  # run_id -> pass_rate, p95_turn_ms, judge_score, …
     focus: RunInfo | None
     focus_results: list[CaseResult]
-    verdict: dict[str, Any] | None
+    verdict: Verdict | None
     baseline: RunInfo | None
     changes: list[CaseChange]
     changes_total: int
@@ -262,13 +263,8 @@ def _read_history(store: Store, suite: str | None, since: float | None) -> tuple
 # ---------------------------------------------------------------- aggregation
 
 
-def _verdict_of(run: RunInfo) -> dict[str, Any] | None:
-    v = run.extra.get("verdict") if isinstance(run.extra, dict) else None
-    if isinstance(v, dict):
-        return v
-    if isinstance(v, str) and v:
-        return {"class": v}
-    return None
+def _verdict_of(run: RunInfo) -> Verdict | None:
+    return Verdict.of_extra(run.extra)
 
 
 def _fmt_label(epoch: float, with_time: bool) -> str:
@@ -337,7 +333,7 @@ def _build_trends(store: Store, runs: list[RunInfo], suite: str | None, since: f
         day = math.floor(x / 86400) * 86400
         v = _verdict_of(r)
         run_rows.append({"run_id": r.run_id, "suite": r.suite, "started": x, "run_model": r.model,
-                         "period": day if several else x, "cls": str(v.get("class") or "") if v else ""})
+                         "period": day if several else x, "cls": v.name if v else ""})
     rdf = pd.DataFrame(run_rows, columns=["run_id", "suite", "started", "run_model", "period", "cls"])
     df = df.merge(rdf[["run_id", "suite", "period", "run_model", "started"]], on="run_id", how="inner")
     df["model"] = df["model"].fillna(df["run_model"]).fillna("unknown")
@@ -525,13 +521,11 @@ def _verdict_changes(items: list[Any], focus: list[CaseResult]) -> list[CaseChan
     return out
 
 
-def _pick_baseline(store: Store, focus: RunInfo, verdict: dict[str, Any] | None) -> RunInfo | None:
+def _pick_baseline(store: Store, focus: RunInfo, verdict: Verdict | None) -> RunInfo | None:
     """The analysis' baseline when it names one, else the suite's previous run (a complete
     one if there is one)."""
-    ref = verdict.get("baseline_run") if verdict else None
-    if isinstance(ref, dict):
-        ref = ref.get("run_id")
-    if isinstance(ref, str) and ref:
+    ref = verdict.baseline_run if verdict else None
+    if ref:
         try:
             found = store.get_run(ref)
         except ConfigError:
@@ -573,9 +567,9 @@ def load_trend(store: Store, *, suite: str | None, since_s: float | None, focus_
     baseline = _pick_baseline(store, focus, verdict) if focus else None
     changes: list[CaseChange] = []
     source = "none"
-    if focus and verdict and isinstance(verdict.get("changed_cases"), list):
+    if focus and verdict and verdict.changed_cases is not None:
         source = "verdict"
-        changes = _verdict_changes(verdict["changed_cases"], focus_results)
+        changes = _verdict_changes(verdict.changed_cases, focus_results)
         if baseline is not None and changes:
             ids = [c.case_id for c in changes[:MAX_CHANGES]]
             prev = _first_repeats(store.results(baseline.run_id, case_ids=ids))
@@ -586,7 +580,7 @@ def load_trend(store: Store, *, suite: str | None, since_s: float | None, focus_
         changes = _computed_changes(focus_results, store.results(baseline.run_id))
     total = len(changes)
 
-    consistency = verdict.get("consistency") if verdict and isinstance(verdict.get("consistency"), dict) else {}
+    consistency = (verdict.consistency if verdict else None) or {}
     flaky = _flaky(frame, runs, consistency) if frame is not None else []
     topic_counts: Counter[str] = Counter()
     tag_counts: Counter[str] = Counter()
