@@ -54,7 +54,7 @@ class ChatResult:
     total_ms: float = 0.0
     finish_reason: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)  # names compared without case
-    data: dict[str, Any] | None = None  # the decoded body of a whole (not streamed) answer
+    data: dict[str, Any] | None = None  # the decoded body of a whole (not streamed) answer, as it came
 
     @property
     def tokens_in(self) -> int | None:
@@ -88,8 +88,8 @@ class ChatClient:
                  max_in_flight: int | None = None, on_request: Callable[[], None] | None = None,
                  json_mode_fallback: bool = False, who: str = "the answer"):
         if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"base_url {safe_endpoint(base_url) or base_url[:40]!r} of {who}: expected an "
-                              "http:// or https:// URL such as http://127.0.0.1:8000/v1")
+            raise ConfigError(f"base_url {safe_endpoint(base_url) or base_url[:40]!r}: expected an http:// or "
+                              "https:// URL such as http://127.0.0.1:8000/v1")
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.endpoint = safe_endpoint(self.url)  # credentials stripped: this one goes into errors
         user = dict(headers or {})
@@ -265,7 +265,7 @@ class ChatClient:
             raise err
 
     def _masked(self, text: str) -> str:
-        return self.mask(text) if self.mask else text
+        return self.mask(text) if self.mask.secrets else text
 
 
 class _RefusesJsonMode(Exception):

@@ -378,7 +378,7 @@ def excerpt(body: bytes | str, *, redact: Iterable[str] = ()) -> str:
     text = " ".join(text.split())
     for secret in redact:
         if secret:
-            text = text.replace(secret, "***")
+            text = text.replace(secret, MASK)
     return text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else "")
 
 
