@@ -221,8 +221,8 @@ class MockOpenAI:
         if body.get("stream"):
             return await self._stream(request, body, behaviour)
         if behaviour == "malformed_json":
-            return web.Response(body=b'{"id": "chatcmpl-mock", "choices": [{"message": ', content_type="application/json",
-                                headers=self.extra_headers)
+            return web.Response(body=b'{"id": "chatcmpl-mock", "choices": [{"message": ',
+                                content_type="application/json", headers=self.extra_headers)
         return web.Response(body=self.completion(body), content_type="application/json", headers=self.extra_headers)
 
     def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:

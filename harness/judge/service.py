@@ -433,7 +433,8 @@ class JudgeService:
         load_deepeval(self.root)
         from .client import JudgeModel, judge_client
 
-        self._chat = judge_client(self.spec, on_request=self._on_request, retries=self.retries, backoff_s=self.backoff_s)
+        self._chat = judge_client(self.spec, on_request=self._on_request, retries=self.retries,
+                                  backoff_s=self.backoff_s)
         self._model = JudgeModel(self._chat, self.spec, on_reply=self._on_reply)
 
     def _deepeval(self) -> Any:
