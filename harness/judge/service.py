@@ -36,7 +36,8 @@ from .canaries import LoadedCanary, load_canaries
 from .rubrics import Criteria, Rubric, load_rubrics, rubrics_dir, unknown_rubric
 
 if TYPE_CHECKING:
-    from .client import ChatClient, ChatReply, JudgeModel
+    from ..chat import ChatClient, ChatResult
+    from .client import JudgeModel
 
 Kind = Literal["answer", "call"]
 CACHE_FORMAT = 1  # bump when the key or the stored meaning changes
@@ -430,11 +431,11 @@ class JudgeService:
         from ._deepeval import load_deepeval
 
         load_deepeval(self.root)
-        from .client import ChatClient, JudgeModel
+        from .client import JudgeModel, judge_client
 
-        self._chat = ChatClient(self.spec, on_reply=self._on_reply, on_request=self._on_request,
-                                retries=self.retries, backoff_s=self.backoff_s)
-        self._model = JudgeModel(self._chat)
+        self._chat = judge_client(self.spec, on_request=self._on_request, retries=self.retries,
+                                  backoff_s=self.backoff_s)
+        self._model = JudgeModel(self._chat, self.spec, on_reply=self._on_reply)
 
     def _deepeval(self) -> Any:
         if self._de is None:
@@ -465,7 +466,7 @@ class JudgeService:
         if usage is not None:
             usage.calls += 1
 
-    def _on_reply(self, reply: "ChatReply") -> None:
+    def _on_reply(self, reply: "ChatResult") -> None:
         cost = cost_of(self.prices, (reply.model, self.spec.model), reply.tokens_in, reply.tokens_out) or 0.0
         self._tokens_in += reply.tokens_in or 0
         self._tokens_out += reply.tokens_out or 0
