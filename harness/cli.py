@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .errors import ExitCode, HarnessError
+from .errors import ConfigError, ExitCode, HarnessError
 
 app = typer.Typer(
     name="harness",
@@ -79,6 +79,10 @@ def run(
     accept_baseline: bool = typer.Option(
         False, "--accept-baseline", help="Make this run the suite's baseline if every case passed."
     ),
+    lock_stale: Optional[str] = typer.Option(
+        None, "--lock-stale", metavar="DURATION",
+        help="A suite lock whose holder went silent this long is taken over (default 10m)."
+    ),
 ) -> None:
     """Run a suite: every selected case against the suite's target, checked, stored and reported."""
     from .pipeline import RunOptions, run_suite
@@ -93,6 +97,12 @@ def run(
         accept_baseline=accept_baseline,
     )
     try:
+        if lock_stale:
+            from .scheduler import parse_duration
+
+            options.lock_stale_s = parse_duration(lock_stale, what="--lock-stale")
+            if options.lock_stale_s <= 0:
+                raise ConfigError(f"--lock-stale {lock_stale!r}: must be longer than zero")
         outcome = run_suite(suite, options, console=console)
     except HarnessError as e:
         raise _fail(e)

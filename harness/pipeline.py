@@ -171,9 +171,9 @@ def run_suite(
 
             options = replace(options, run_id=options.run_id or new_run_id())
             lock_name = suite.name + (f" shard {options.shard}" if options.shard else "")
-            with SuiteLock(store.engine, lock_name, run_id=options.run_id,
-                           stale_after=options.lock_stale_s or DEFAULT_STALE_AFTER_S):
-                return _run(suite, target, items, store, options, console, on_result, ResultWriter)
+            with SuiteLock(store, lock_name, run_id=options.run_id,
+                           stale_after=options.lock_stale_s or DEFAULT_STALE_AFTER_S) as lock:
+                return _run(suite, target, items, store, options, console, on_result, ResultWriter, lock)
         finally:
             store.close()
     finally:
@@ -210,11 +210,10 @@ def _judge_service(suite, store):
         return None
     from .judge import JudgeService
 
-    shared = store.engine.dialect.name != "sqlite"
-    return JudgeService.from_spec(suite.judge, root=suite.root, cache=store.engine if shared else None)
+    return JudgeService.from_spec(suite.judge, root=suite.root, cache=store.judge_cache() if store.shared else None)
 
 
-def _run(suite, target, items, store, options, console, on_result, ResultWriter) -> RunOutcome:
+def _run(suite, target, items, store, options, console, on_result, ResultWriter, lock=None) -> RunOutcome:
     from .runner import Runner
 
     judge = _judge_service(suite, store)
@@ -257,7 +256,7 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
     stats = None
     try:
         gc.freeze()  # with everything the run set up (modules, store, plan): see _GC_NOTE
-        stats = _run_async(runner, items, target, judge, run)
+        stats = _run_async(runner, items, target, judge, run, lock)
     except KeyboardInterrupt:
         status, message = "incomplete", "stopped by a signal before every case ran"
     finally:
@@ -271,6 +270,9 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
     aborted = stats.aborted if stats else None
     if aborted:
         status, message = "aborted", aborted
+    lost = lock is not None and not lock.check()  # taken over: stop, keep what finished, touch nothing of theirs
+    if lost:
+        status, message, aborted = "incomplete", lock.lost_message(len(results), len(items)), None
     code = exit_code_for(counts, aborted) if status != "incomplete" else ExitCode.UNREACHABLE
     run.ended = time.time()
     run.status = status
@@ -290,6 +292,8 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
     if options.accept_baseline:
         _accept_if_green(store, run, counts, warnings)
     outcome = RunOutcome(run=run, results=results, exit_code=code, warnings=warnings)
+    if lost:
+        return outcome  # the new holder reports and notifies this suite's run
     if options.write_reports:
         outcome.reports = write_reports(suite, run, results, options, store)
         if "html" in outcome.reports:
@@ -341,10 +345,12 @@ def _accept_if_green(store, run: RunInfo, counts: dict[str, int], warnings: list
     run.extra["baseline_accepted"] = True
 
 
-def _run_async(runner, items, target, judge=None, run: RunInfo | None = None):
+def _run_async(runner, items, target, judge=None, run: RunInfo | None = None, lock=None):
     async def main():
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
+        if lock is not None:  # a lock taken over stops the run like a signal (no new cases start)
+            lock.on_lost = lambda: _call_soon(loop, task.cancel)
         installed = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -380,6 +386,13 @@ def _run_async(runner, items, target, judge=None, run: RunInfo | None = None):
 
 
 RUN_SWITCH_INTERVAL_S = 0.0005
+
+
+def _call_soon(loop, fn) -> None:
+    try:
+        loop.call_soon_threadsafe(fn)
+    except RuntimeError:  # the loop has already finished: the end-of-run check sees the loss
+        pass
 
 
 def write_reports(suite, run: RunInfo, results: list[CaseResult], options: RunOptions, store=None) -> dict[str, Path]:

@@ -14,13 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.exc import SQLAlchemyError
-
 from ..records import CaseResult, RunInfo
 from ..spec import AnalysisSpec, ReducerSpec, Suite
-from ..store import Store, StoreError, scrub_secrets
-from ..store import schema as store_schema
+from ..store import Store
 from ..verdict import Evidence, Verdict, VerdictClass
 from .baseline import Baseline, accept_baseline, list_baselines, load_baseline
 from .compare import CaseDiff, Comparison, Reference, compare, diff_cases
@@ -137,12 +133,6 @@ def analyse_run(
 
 
 def save_run_extra(store: Store, run_id: str, extra: dict[str, Any]) -> None:
-    """Replace a run's `extra` (secrets scrubbed): the Store API has no call for it."""
-    r = store_schema.runs
-    try:
-        with store.engine.begin() as conn:
-            conn.execute(update(r).where(r.c.run_id == run_id).values(extra=scrub_secrets(dict(extra))))
-    except SQLAlchemyError as exc:
-        raise StoreError(f"store {store.display_url}: could not save the verdict of run {run_id}: "
-                         f"{exc.__class__.__name__}") from None
+    """Replace a run's `extra` (secrets scrubbed by the store)."""
+    store.set_run_extra(run_id, extra)
 

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
-
 from ..records import RunInfo
-from ..store import Store, StoreError
-from ..store import schema as store_schema
+from ..store import Store
 from ..verdict import Verdict, VerdictClass
 from .observe import CaseObs, add_row
 
@@ -45,25 +41,13 @@ def load_observations(store: Store, run_ids: list[str], case_id: str | None = No
     """run_id -> case_id -> CaseObs, read from the results table."""
     if not run_ids:
         return {}
-    t = store_schema.results
-    query = (
-        select(t.c.run_id, t.c.case_id, t.c.topic, t.c.repeat_index, t.c.status, t.c.checks, t.c.transcript)
-        .where(t.c.run_id.in_(run_ids))
-        .order_by(t.c.run_id, t.c.case_id, t.c.repeat_index)
-    )
-    if case_id is not None:
-        query = query.where(t.c.case_id == case_id)
     out: dict[str, dict[str, CaseObs]] = {rid: {} for rid in run_ids}
-    try:
-        with store.engine.connect() as conn:
-            for row in conn.execute(query):
-                cases = out[row.run_id]
-                obs = cases.get(row.case_id)
-                if obs is None:
-                    obs = cases[row.case_id] = CaseObs(row.case_id, row.topic)
-                add_row(obs, row.status, list(row.checks or []), row.transcript)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"store {store.display_url}: could not read results: {exc.__class__.__name__}") from None
+    for row in store.observation_rows(run_ids, case_id):
+        cases = out[row.run_id]
+        obs = cases.get(row.case_id)
+        if obs is None:
+            obs = cases[row.case_id] = CaseObs(row.case_id, row.topic)
+        add_row(obs, row.status, list(row.checks or []), row.transcript)
     return out
 
 

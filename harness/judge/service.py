@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
 
 from pydantic import ValidationError
-from sqlalchemy.engine import Engine
 
 from ..errors import ConfigError, HarnessError
 from ..normalize import normalize_text
@@ -37,6 +36,7 @@ from .rubrics import Criteria, Rubric, load_rubrics, rubrics_dir, unknown_rubric
 
 if TYPE_CHECKING:
     from ..chat import ChatClient, ChatResult
+    from ..store.judge_cache import JudgeCacheTables
     from .client import JudgeModel
 
 Kind = Literal["answer", "call"]
@@ -119,13 +119,14 @@ class JudgeService:
         self._cost = 0.0
 
     @classmethod
-    def from_spec(cls, spec: JudgeSpec, *, root: str, cache: str | Engine | None = None,
+    def from_spec(cls, spec: JudgeSpec, *, root: str, cache: str | JudgeCacheTables | None = None,
                   retries: int = 3, backoff_s: float = 0.5) -> "JudgeService":
         """Build the service for a suite's `judge:` block.
 
         Rubrics (`<root>/rubrics/*.yaml`), canary files and prices are read and checked
         here, before the run, so their mistakes are configuration errors (exit 2). `cache`
-        is a SQLAlchemy URL or engine; by default `<root>/.harness/judge-cache.db`.
+        is a SQLAlchemy URL or the cache tables of a shared store (`store.judge_cache()`); by
+        default `<root>/.harness/judge-cache.db`.
         `retries` and `backoff_s` govern retries of transient judge failures (429, 5xx,
         timeouts, refused connections).
         """

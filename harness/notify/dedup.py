@@ -37,8 +37,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from ..records import CaseResult, RunInfo
 from ..verdict import Verdict, VerdictClass
 from .summary import failing_ids
@@ -92,14 +90,11 @@ def _day(ts: float) -> dt.date:
 def _statuses(store: Any, run_id: str) -> dict[str, str]:
     """case id → 'failed' if any repeat failed, else 'passed' if any passed, else 'error'.
 
-    Reads two columns straight from the results table: a run of 5,000 cases with
+    Reads two columns of the results (`store.case_statuses`): a run of 5,000 cases with
     transcripts would be slow to rebuild as records just to learn which failed.
     """
-    from ..store.schema import results as t
-
     out: dict[str, str] = {}
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(t.c.case_id, t.c.status).where(t.c.run_id == run_id)).all()
+    rows = store.case_statuses(run_id)
     rank = {"failed": 3, "passed": 2, "error": 1, "not_run": 0}
     for case_id, status in rows:
         if case_id not in out or rank.get(status, 0) > rank.get(out[case_id], 0):

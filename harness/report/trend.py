@@ -20,12 +20,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Text, cast, select, text
-
 from ..errors import ConfigError, HarnessError
 from ..records import CaseResult, RunInfo
 from ..store import Store
-from ..store import schema as db
 from ..verdict import Verdict
 
 if TYPE_CHECKING:
@@ -116,20 +113,6 @@ class TrendData:
 # ---------------------------------------------------------------- reading the store
 
 
-def _window(suite: str | None, since: float | None) -> tuple[list[Any], str, dict[str, Any]]:
-    """The run filter, as SQLAlchemy conditions and as SQL text for the JSON queries."""
-    conds, sql, params = [], ["1 = 1"], {}
-    if suite is not None:
-        conds.append(db.runs.c.suite == suite)
-        sql.append("u.suite = :suite")
-        params["suite"] = suite
-    if since is not None:
-        conds.append(db.runs.c.started >= since)
-        sql.append("u.started >= :since")
-        params["since"] = since
-    return conds, " AND ".join(sql), params
-
-
 def _frame(rows: list[Any], names: list[str]) -> pd.DataFrame:
     """Rows to a DataFrame column by column (several times faster than row by row)."""
     import pandas as pd
@@ -142,15 +125,11 @@ def _result_frame(store: Store, suite: str | None, since: float | None) -> pd.Da
     """One row per result in the window, without checks or transcripts."""
     import json
 
-    r, u = db.results, db.runs
-    conds, _, _ = _window(suite, since)
+    from ..store.trends import RESULT_COLUMNS
+
     # tags as raw text: a history repeats a handful of tag lists, each parsed once below
-    cols = [r.c.id, r.c.run_id, r.c.case_id, r.c.topic, cast(r.c.tags, Text).label("tags"), r.c.repeat_index,
-            r.c.status, r.c.model, r.c.tokens_in, r.c.tokens_out, r.c.cost]
-    query = select(*cols).select_from(r.join(u, u.c.run_id == r.c.run_id)).where(*conds)
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    df = _frame(rows, [c.name for c in cols])
+    rows = store.trends.result_rows(suite, since)
+    df = _frame(rows, list(RESULT_COLUMNS))
     parsed: dict[str, list[str]] = {}
 
     def tags(raw: str | None) -> list[str]:
@@ -166,79 +145,15 @@ def _result_frame(store: Store, suite: str | None, since: float | None) -> pd.Da
     return df
 
 
-# Judge scores and turn times live in JSON. These queries unpack them inside the database,
-# so only (result id, number) pairs cross into Python.
-_JSON_SQL = {
-    "sqlite": {
-        "judge": (
-            "SELECT r.id AS id, AVG(CAST(json_extract(j.value, '$.score') AS REAL)) AS v "
-            "FROM results r JOIN runs u ON u.run_id = r.run_id, json_each(r.checks) j "
-            "WHERE {where} AND json_extract(j.value, '$.name') = 'judge' "
-            "AND COALESCE(json_extract(j.value, '$.skipped'), 0) = 0 "
-            "AND COALESCE(json_extract(j.value, '$.error'), 0) = 0 "
-            "AND json_extract(j.value, '$.score') IS NOT NULL GROUP BY r.id"
-        ),
-        # one json_extract per turn (each call parses the turn again); nulls dropped later
-        "turns": (
-            "SELECT r.id AS id, json_extract(t.value, '$.reply.total_ms') AS v "
-            "FROM results r JOIN runs u ON u.run_id = r.run_id, json_each(r.transcript, '$.turns') t "
-            "WHERE {where} AND r.transcript IS NOT NULL"
-        ),
-    },
-    "postgresql": {
-        "judge": (
-            "SELECT r.id AS id, AVG((j->>'score')::float) AS v "
-            "FROM results r JOIN runs u ON u.run_id = r.run_id "
-            "CROSS JOIN LATERAL json_array_elements(r.checks::json) j "
-            "WHERE {where} AND j->>'name' = 'judge' "
-            "AND COALESCE((j->>'skipped')::boolean, false) = false "
-            "AND COALESCE((j->>'error')::boolean, false) = false "
-            "AND j->>'score' IS NOT NULL GROUP BY r.id"
-        ),
-        "turns": (
-            "SELECT r.id AS id, (t->'reply'->>'total_ms')::float AS v "
-            "FROM results r JOIN runs u ON u.run_id = r.run_id "
-            "CROSS JOIN LATERAL json_array_elements(r.transcript::json->'turns') t "
-            "WHERE {where} AND r.transcript IS NOT NULL AND t->'reply'->>'total_ms' IS NOT NULL"
-        ),
-    },
-}
-
-
 def _json_numbers(store: Store, what: str, suite: str | None, since: float | None) -> pd.DataFrame:
-    """(id, v) pairs: the judge score per result, or the total ms of every turn."""
+    """(id, v) pairs: the judge score per result, or the total ms of every turn. Judge
+    scores and turn times live in JSON; the store unpacks them inside the database."""
     import pandas as pd
 
-    _, where, params = _window(suite, since)
-    sql = _JSON_SQL.get(store.engine.dialect.name, {}).get(what)
-    with store.engine.connect() as conn:
-        if sql is not None:
-            rows = conn.execute(text(sql.format(where=where)), params).all()
-            df = _frame(rows, ["id", "v"])
-            df["v"] = pd.to_numeric(df["v"], errors="coerce")
-            return df.dropna(subset=["v"])
-        # Any other database: read the one JSON column needed and unpack it here.
-        r, u = db.results, db.runs
-        conds, _, _ = _window(suite, since)
-        col = r.c.checks if what == "judge" else r.c.transcript
-        found: list[tuple[int, float]] = []
-        for rid, value in conn.execute(select(r.c.id, col).select_from(r.join(u, u.c.run_id == r.c.run_id)).where(*conds)):
-            found.extend(_unpack(what, rid, value))
-    return _frame(found, ["id", "v"])
-
-
-def _unpack(what: str, rid: int, value: Any) -> list[tuple[int, float]]:
-    if what == "judge":
-        scores = [c.get("score") for c in value or [] if isinstance(c, dict) and c.get("name") == "judge"
-                  and not c.get("skipped") and not c.get("error") and isinstance(c.get("score"), (int, float))]
-        return [(rid, sum(scores) / len(scores))] if scores else []
-    turns = (value or {}).get("turns") or [] if isinstance(value, dict) else []
-    out = []
-    for t in turns:
-        ms = (t.get("reply") or {}).get("total_ms") if isinstance(t, dict) else None
-        if isinstance(ms, (int, float)):
-            out.append((rid, float(ms)))
-    return out
+    read = store.trends.judge_scores if what == "judge" else store.trends.turn_times
+    df = _frame(read(suite, since), ["id", "v"])
+    df["v"] = pd.to_numeric(df["v"], errors="coerce")
+    return df.dropna(subset=["v"])
 
 
 def _read_history(store: Store, suite: str | None, since: float | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -247,11 +162,9 @@ def _read_history(store: Store, suite: str | None, since: float | None) -> tuple
     store can hand out one connection per thread (not an in-memory SQLite store)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from sqlalchemy.pool import StaticPool
-
     jobs = [(_result_frame, (store, suite, since)), (_json_numbers, (store, "judge", suite, since)),
             (_json_numbers, (store, "turns", suite, since))]
-    if isinstance(store.engine.pool, StaticPool):
+    if not store.concurrent_reads:
         frame, judge, turns = (fn(*args) for fn, args in jobs)
         return frame, judge, turns
     with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="trend-read") as pool:
