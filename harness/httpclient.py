@@ -273,7 +273,7 @@ class Masker:
         if not any(secret in err.detail for secret in self.secrets):
             return err
         return InfraError(err.kind, self(err.detail), endpoint=err.endpoint, retry_after=err.retry_after,
-                          retryable=err.retryable, status=err.status)
+                          retryable=err.retryable, status=err.status, down=err.down, misconfigured=err.misconfigured)
 
 
 class RetryPolicy:
@@ -398,8 +398,8 @@ def status_error(
     - 500/502/503/504 (and the CDN/overload 52x, 529) → server_error, retried; a 503's
       `Retry-After` is honoured too.
     - 408 → timeout (the server gave up waiting on us; worth a retry).
-    - 401/403 → protocol, not retried: the key was rejected. The body is left out because
-      some providers echo part of the key back.
+    - 401/403 → protocol, not retried, `misconfigured`: the key was rejected (a mistake of
+      ours, exit 2). The body is left out because some providers echo part of the key back.
     - any other status → protocol, not retried, quoting the status and a body excerpt.
     """
     if 200 <= status < 300:
@@ -418,8 +418,8 @@ def status_error(
     if status == 408:
         return InfraError("timeout", "HTTP 408 Request Timeout", endpoint=endpoint, status=status)
     if status in (401, 403):
-        return InfraError("protocol", f"HTTP {status} {reason}: the API key or credentials were rejected",
-                          endpoint=endpoint, retryable=False, status=status)
+        return InfraError("protocol", f"HTTP {status} {reason}: the API key or credentials were rejected "
+                          "(check the key)", endpoint=endpoint, retryable=False, status=status, misconfigured=True)
     body_txt = excerpt(body, redact=redact)
     more = f": {body_txt}" if body_txt else ""
     hint = f" ({hint_404})" if status == 404 and hint_404 else ""

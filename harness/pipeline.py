@@ -284,6 +284,13 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
         run.extra["retries"] = stats.requests.retries
         run.extra["infra_errors"] = dict(stats.requests.by_kind)
     warnings: list[str] = []
+    if status == "aborted" and stats is not None and stats.misconfigured:
+        # a mistake of ours (a wrong key, an unknown model alias), not an outage: stored as
+        # aborted, no verdict, and the run ends as a configuration error (exit 2)
+        run.exit_code = int(ExitCode.CONFIG)
+        store.finish_run(run.run_id, status=status, ended=run.ended, exit_code=run.exit_code, counts=counts,
+                         message=message)
+        raise ConfigError(f"the target refused the run's configuration: {stats.misconfigured}")
     if status != "incomplete":
         code = _analyse(store, suite, run, results, items, code, warnings)
         run.exit_code = int(code)
