@@ -21,6 +21,7 @@ import email.utils
 import errno
 import os
 import random
+import re
 import socket
 import time
 from http import HTTPStatus
@@ -282,7 +283,8 @@ class RetryPolicy:
 
     A retryable `InfraError` is tried again up to `retries` times, after an exponential
     backoff with jitter (`backoff_s` doubling up to `backoff_max_s`, drawn from the upper
-    half); a server's Retry-After wins when longer, capped at `backoff_max_s`.
+    half); a server's Retry-After wins when longer; one longer than `backoff_max_s` is not
+    retried at all (the error keeps the wait the server asked for).
     """
 
     __slots__ = ("retries", "backoff_s", "backoff_max_s", "rng")
@@ -302,7 +304,12 @@ class RetryPolicy:
         return delay
 
     def retries_after(self, attempt: int, err: InfraError) -> bool:
-        """Whether a request that failed with `err` on try `attempt` (from 0) is sent again."""
+        """Whether a request that failed with `err` on try `attempt` (from 0) is sent again.
+
+        Not when the server asked for a longer wait than `backoff_max_s`: a retry sooner than
+        it asked only spends a try on the same refusal."""
+        if err.retry_after is not None and err.retry_after > self.backoff_max_s:
+            return False
         return err.retryable and attempt < self.retries
 
     async def run(self, fn: Callable[[], Awaitable[T]]) -> T:
@@ -370,6 +377,34 @@ def retry_after_of(headers: Mapping[str, str]) -> float | None:
         if seconds is not None:
             return seconds
     return None
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Seconds from `12`, `0.5`, `20ms`, `1s` or `6m0s` (OpenAI's `x-ratelimit-reset-*` style)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    return sum(float(n) * _DURATION_UNIT[u] for n, u in parts)
+
+
+def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
+    """Seconds until a rate limit the response says is used up resets (`x-ratelimit-remaining-requests:
+    0` with `x-ratelimit-reset-requests`), or None while requests remain."""
+    remaining = headers.get("x-ratelimit-remaining-requests")
+    if remaining is None or remaining.strip() not in ("0", "0.0"):
+        return None
+    return parse_duration(headers.get("x-ratelimit-reset-requests"))
 
 
 def excerpt(body: bytes | str, *, redact: Iterable[str] = ()) -> str:
