@@ -401,10 +401,12 @@ def parse_duration(value: str | None) -> float | None:
 def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
     """Seconds until a rate limit the response says is used up resets (`x-ratelimit-remaining-requests:
     0` with `x-ratelimit-reset-requests`), or None while requests remain."""
-    remaining = headers.get("x-ratelimit-remaining-requests")
+    remaining = headers.get("x-ratelimit-remaining-requests") or headers.get("llm_provider-x-ratelimit-remaining-requests")
     if remaining is None or remaining.strip() not in ("0", "0.0"):
         return None
-    return parse_duration(headers.get("x-ratelimit-reset-requests"))
+    # a LiteLLM gateway passes the provider's reset on under its own prefix
+    return parse_duration(headers.get("x-ratelimit-reset-requests")
+                          or headers.get("llm_provider-x-ratelimit-reset-requests"))
 
 
 def excerpt(body: bytes | str, *, redact: Iterable[str] = ()) -> str:
