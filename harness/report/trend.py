@@ -26,6 +26,7 @@ from ..errors import ConfigError, HarnessError
 from ..records import CaseResult, RunInfo
 from ..store import Store
 from ..store import schema as db
+from .summary import stored_verdict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -263,12 +264,7 @@ def _read_history(store: Store, suite: str | None, since: float | None) -> tuple
 
 
 def _verdict_of(run: RunInfo) -> dict[str, Any] | None:
-    v = run.extra.get("verdict") if isinstance(run.extra, dict) else None
-    if isinstance(v, dict):
-        return v
-    if isinstance(v, str) and v:
-        return {"class": v}
-    return None
+    return stored_verdict(run)
 
 
 def _fmt_label(epoch: float, with_time: bool) -> str:
