@@ -141,25 +141,27 @@ class WebhookNotifier(Notifier):
 
     async def send(self, payload: dict[str, Any], redactor: Redactor, *, retries: int, backoff_s: float,
                    timeout_s: float) -> list[DeliveryError]:
-        import httpx
+        # aiohttp, not httpx: httpx logs every request's URL at INFO, and this URL is a secret
+        import aiohttp
 
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
         delivery = str(payload.get("delivery_id") or uuid.uuid4().hex)
-        attempt, status = 0, None
-        async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False, trust_env=False) as client:
+        attempt = 0
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as session:
             while True:
-                headers = self._headers(body, delivery)
-                retry_after = None
+                retry_after, status = None, None
                 try:
-                    resp = await client.post(self.config.url.get_secret_value(), content=body, headers=headers)
-                    status = resp.status_code
-                    if 200 <= status < 300:
-                        return []
-                    detail = f"webhook answered HTTP {status}"
-                    retryable = status == 429 or status >= 500
-                    retry_after = _retry_after(resp.headers.get("retry-after"))
-                except httpx.HTTPError as exc:
-                    detail, retryable, status = _describe(exc), True, None
+                    async with session.post(self.config.url.get_secret_value(), data=body,
+                                            headers=self._headers(body, delivery), allow_redirects=False) as resp:
+                        status = resp.status
+                        if 200 <= status < 300:
+                            return []
+                        detail = f"webhook answered HTTP {status}"
+                        retryable = status == 429 or status >= 500
+                        retry_after = _retry_after(resp.headers.get("Retry-After"))
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                    detail, retryable = _describe(exc), True
                 if not retryable or attempt >= retries:
                     return [DeliveryError("webhook", redactor.scrub(detail), remaining=payload,
                                           attempts=attempt + 1, status=status)]
@@ -186,5 +188,7 @@ def _retry_after(value: str | None) -> float | None:
 
 def _describe(exc: BaseException) -> str:
     """One line for a transport error: its type and first line (callers scrub the URL)."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no answer within the timeout"
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
