@@ -176,9 +176,9 @@ def run_suite(
 
             options = replace(options, run_id=options.run_id or new_run_id())
             lock_name = suite.name + (f" shard {options.shard}" if options.shard else "")
-            with SuiteLock(store.engine, lock_name, run_id=options.run_id,
-                           stale_after=options.lock_stale_s or DEFAULT_STALE_AFTER_S):
-                return _run(suite, target, items, store, options, console, on_result, ResultWriter)
+            with SuiteLock(store, lock_name, run_id=options.run_id,
+                           stale_after=options.lock_stale_s or DEFAULT_STALE_AFTER_S) as lock:
+                return _run(suite, target, items, store, options, console, on_result, ResultWriter, lock)
         finally:
             store.close()
     finally:
@@ -215,11 +215,10 @@ def _judge_service(suite, store):
         return None
     from .judge import JudgeService
 
-    shared = store.engine.dialect.name != "sqlite"
-    return JudgeService.from_spec(suite.judge, root=suite.root, cache=store.engine if shared else None)
+    return JudgeService.from_spec(suite.judge, root=suite.root, cache=store.judge_cache() if store.shared else None)
 
 
-def _run(suite, target, items, store, options, console, on_result, ResultWriter) -> RunOutcome:
+def _run(suite, target, items, store, options, console, on_result, ResultWriter, lock=None) -> RunOutcome:
     from .runner import Runner
 
     judge = _judge_service(suite, store)
@@ -262,7 +261,7 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
     stats = None
     try:
         gc.freeze()  # with everything the run set up (modules, store, plan): see _GC_NOTE
-        stats = _run_async(runner, items, target, judge, run)
+        stats = _run_async(runner, items, target, judge, run, lock)
     except KeyboardInterrupt:
         status, message = "incomplete", "stopped by a signal before every case ran"
     finally:
@@ -276,6 +275,9 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
     aborted = stats.aborted if stats else None
     if aborted:
         status, message = "aborted", aborted
+    lost = lock is not None and not lock.check()  # taken over: stop, keep what finished, touch nothing of theirs
+    if lost:
+        status, message, aborted = "incomplete", lock.lost_message(len(results), len(items)), None
     code = exit_code_for(counts, aborted) if status != "incomplete" else ExitCode.UNREACHABLE
     run.ended = time.time()
     run.status = status
@@ -295,6 +297,8 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
     if options.accept_baseline:
         _accept_if_green(store, run, counts, warnings)
     outcome = RunOutcome(run=run, results=results, exit_code=code, warnings=warnings)
+    if lost:
+        return outcome  # the new holder reports and notifies this suite's run
     notify = options.notify and bool(suite.notify.destinations)
     if options.write_reports or notify:
         from .report.summary import summarize
@@ -326,7 +330,7 @@ def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code:
 
     Results are already durable; a store error here costs the verdict, never the results.
     """
-    from .analysis import analyse_run, exit_code_with_verdict
+    from .analysis import analyse_run
 
     reducers = {it.compiled.case.id: it.compiled.case.reducer for it in items}
     try:
@@ -334,7 +338,7 @@ def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code:
     except HarnessError as e:
         warnings.append(f"no verdict: {e.line()}")
         return code
-    return exit_code_with_verdict(code, verdict["class"])
+    return verdict.cls.exit_code(code)
 
 
 def _accept_if_green(store, run: RunInfo, counts: dict[str, int], warnings: list[str]) -> None:
@@ -351,10 +355,12 @@ def _accept_if_green(store, run: RunInfo, counts: dict[str, int], warnings: list
     run.extra["baseline_accepted"] = True
 
 
-def _run_async(runner, items, target, judge=None, run: RunInfo | None = None):
+def _run_async(runner, items, target, judge=None, run: RunInfo | None = None, lock=None):
     async def main():
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
+        if lock is not None:  # a lock taken over stops the run like a signal (no new cases start)
+            lock.on_lost = lambda: _call_soon(loop, task.cancel)
         installed = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -390,6 +396,13 @@ def _run_async(runner, items, target, judge=None, run: RunInfo | None = None):
 
 
 RUN_SWITCH_INTERVAL_S = 0.0005
+
+
+def _call_soon(loop, fn) -> None:
+    try:
+        loop.call_soon_threadsafe(fn)
+    except RuntimeError:  # the loop has already finished: the end-of-run check sees the loss
+        pass
 
 
 def write_reports(suite, run: RunInfo, results: list[CaseResult], options: RunOptions, store=None,

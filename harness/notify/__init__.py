@@ -13,7 +13,7 @@ from .base import Notifier, NotifierConfig, Publication, create_all, register, r
 from .dedup import Decision, History, decide, load_history
 from .deliver import deliver, deliver_async, notifiers_of, resend_pending, resend_pending_async
 from .errors import DeliveryError
-from .pending import Pending, list_pending, pending_deliveries
+from .pending import Pending, list_pending
 from .redact import Redactor
 from .summary import RunSummary, derive_verdict, verdict_of
 
@@ -35,7 +35,6 @@ __all__ = [
     "list_pending",
     "load_history",
     "notifiers_of",
-    "pending_deliveries",
     "register",
     "registry",
     "resend_pending",

@@ -46,6 +46,7 @@ from pydantic import Field, SecretStr
 
 from ..records import CaseResult, RunInfo
 from ..report.summary import RunSummary
+from ..verdict import VerdictClass
 from .base import Notifier, NotifierConfig, NotifyWhen, Publication, register
 from .errors import DeliveryError
 from .redact import Redactor
@@ -54,14 +55,6 @@ GAUGE, COUNT = "gauge", "count"
 EVENT_TITLE = 100
 EVENT_TEXT = 4000
 TAG_LIMIT = 200
-ALERT_TYPE = {
-    "regression": "error",
-    "failed": "error",
-    "drift": "warning",
-    "judge_drift": "warning",
-    "infra": "warning",
-    "noise": "info",
-}
 
 _TAG_BAD = re.compile(r"[^a-z0-9_:./\-]")
 
@@ -127,8 +120,8 @@ def build_series(run: RunInfo, summary: RunSummary, spec: DatadogSpec) -> list[d
     add("harness.run.cost_usd", COUNT, summary.cost)
     add("harness.run.judge_score", GAUGE, summary.judge_score)
     cls = summary.verdict_class
-    add("harness.run.regression", GAUGE, 1.0 if cls == "regression" else 0.0)
-    add("harness.run.drift", GAUGE, 1.0 if cls in ("drift", "judge_drift") else 0.0)
+    add("harness.run.regression", GAUGE, 1.0 if cls is VerdictClass.REGRESSION else 0.0)
+    add("harness.run.drift", GAUGE, 1.0 if cls in (VerdictClass.DRIFT, VerdictClass.JUDGE_DRIFT) else 0.0)
     for t in summary.topics:
         extra = [tag("topic", t.topic)]
         add("harness.topic.pass_rate", GAUGE, t.pass_rate, extra)
@@ -141,9 +134,9 @@ def build_series(run: RunInfo, summary: RunSummary, spec: DatadogSpec) -> list[d
 def build_event(run: RunInfo, summary: RunSummary, spec: DatadogSpec, link: str | None) -> dict[str, Any] | None:
     """The event of a run whose verdict is not ok; None for an ok run or with events off."""
     cls = summary.verdict_class
-    if cls == "ok" or not spec.events:
+    if cls.alert is None or not spec.events:
         return None
-    headline = summary.headline or cls
+    headline = summary.headline or cls.value
     title = f"harness {run.suite}: {cls} — {headline}"
     if len(title) > EVENT_TITLE:
         title = title[: EVENT_TITLE - 1] + "…"
@@ -166,7 +159,7 @@ def build_event(run: RunInfo, summary: RunSummary, spec: DatadogSpec, link: str 
     return {
         "title": title,
         "text": text[:EVENT_TEXT],
-        "alert_type": ALERT_TYPE.get(cls, "warning"),
+        "alert_type": cls.alert,
         "aggregation_key": f"harness:{run.suite}"[:100],
         "source_type_name": "harness",
         "date_happened": end_time(run),
@@ -192,7 +185,7 @@ def build_experiment(run: RunInfo, results: list[CaseResult], summary: RunSummar
             "reason": "; ".join(r.failing_reasons)[:1000],
         })
     return {"project": f"harness-{run.suite}", "dataset": f"harness-{run.suite}",
-            "experiment": f"{run.suite}-{run.run_id}", "verdict": summary.verdict_class, "spans": spans}
+            "experiment": f"{run.suite}-{run.run_id}", "verdict": summary.verdict_class.value, "spans": spans}
 
 
 def build_payload(run: RunInfo, results: list[CaseResult], summary: RunSummary, spec: DatadogSpec,

@@ -102,7 +102,7 @@ async def deliver_async(run: RunInfo, results: list[CaseResult], spec: NotifySpe
         except HarnessError as exc:
             warnings.append(f"notify: could not read the suite's history, sending without it: {exc.line()}")
     failing = failing_ids(results)
-    comparable = derive_verdict(run, summary.counts)["class"]
+    comparable = derive_verdict(run, summary.counts).cls
     for notifier in notifiers:
         decision = decide(notifier.config.when, summary.verdict_class, failing, pub.history or History(), comparable)
         if not decision.send:

@@ -58,16 +58,6 @@ TOP = 10  # cases listed per group in the summary
 LINE = 280  # characters of one case line in the summary
 DETAIL_LINE = 600  # … in the thread
 
-EMOJI = {
-    "ok": ":white_check_mark:",
-    "noise": ":large_blue_circle:",
-    "drift": ":warning:",
-    "regression": ":red_circle:",
-    "infra": ":construction:",
-    "judge_drift": ":scales:",
-    "failed": ":x:",
-}
-
 _QUIET = logging.getLogger("harness.notify.slack_sdk")
 _QUIET.setLevel(logging.WARNING)
 
@@ -197,10 +187,10 @@ def _failing_groups(summary: RunSummary, history: History | None, limit: int, to
 
 
 def _evidence_text(summary: RunSummary, top: int | None) -> str | None:
-    ev = [e for e in summary.evidence if isinstance(e, dict)]
+    ev = summary.evidence
     if not ev:
         return None
-    lines = [f"• _{esc(e.get('kind', ''))}_: {esc(cut(e.get('detail', ''), LINE))}" for e in ev]
+    lines = [f"• _{esc(e.kind)}_: {esc(cut(e.detail, LINE))}" for e in ev]
     if top is not None and len(lines) > top:
         lines = lines[:top] + [f"… and {len(ev) - top} more"]
     return lines_text("*Evidence*", lines)
@@ -225,12 +215,12 @@ def build_summary(
 ) -> dict[str, Any]:
     """The summary message: `{"text": fallback, "blocks": [...]}`."""
     cls = summary.verdict_class
-    emoji = EMOJI.get(cls, ":grey_question:")
+    emoji = cls.emoji
     headline = summary.headline
     header = cut(f"{emoji} {run.suite}: {cls}", HEADER_TEXT)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
     lead = f"*{esc(cut(headline, 1000))}*" if headline else f"*{cls}*"
-    if spec.mention and cls not in ("ok", "noise"):
+    if spec.mention and not cls.healthy:
         lead = f"{spec.mention} {lead}"  # the suite's own text: a mention such as <!subteam^ID>
     blocks.append(section(lead))
     meta = [f"run `{esc(run.run_id)}`", _counts_line(summary)]

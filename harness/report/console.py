@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..records import CaseResult, RunInfo
+from ..verdict import Verdict
 from ._common import one_line
 from .summary import RunSummary, Tally, rate_text, repeated_case_ids, status_line, summarize
 
@@ -84,7 +85,7 @@ def print_summary(console: Console, run: RunInfo, results: Sequence[CaseResult],
     console.print(_figures_line(summary))
 
     if summary.verdict_stored:
-        _print_verdict(console, summary)
+        _print_verdict(console, summary.verdict)
 
     failing = [r for r in results if r.status == "failed"]
     if failing:
@@ -136,22 +137,15 @@ def _figures_line(summary: RunSummary) -> Text:
     return Text(" · ".join(parts), style="bold")
 
 
-def _print_verdict(console: Console, summary: RunSummary) -> None:
-    cls, headline, evidence = summary.verdict_class, summary.headline, summary.evidence
-    style = VERDICT_STYLES.get(str(cls), "bold magenta")
-    console.print(Text.assemble(("Verdict: ", "bold"), (one_line(cls, 60), style),
+def _print_verdict(console: Console, verdict: Verdict) -> None:
+    headline = verdict.headline
+    console.print(Text.assemble(("Verdict: ", "bold"), (one_line(verdict.name, 60), verdict.cls.style),
                                 ("  " + one_line(headline, 200)) if headline else ""))
+    evidence = verdict.evidence
     for item in evidence[:5]:
-        text = item.get("detail") or item.get("kind") if isinstance(item, dict) else item
-        console.print(Text("  • " + one_line(text, 200)))
+        console.print(Text("  • " + one_line(item.detail or item.kind, 200)))
     if len(evidence) > 5:
         console.print(Text(f"  … {len(evidence) - 5} more", style="dim"))
-
-
-VERDICT_STYLES = {
-    "ok": "bold green", "noise": "bold green", "drift": "bold yellow", "regression": "bold red",
-    "infra": "bold yellow", "judge_drift": "bold magenta",
-}
 
 
 class ProgressReporter:

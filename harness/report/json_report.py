@@ -16,7 +16,7 @@ from typing import Any
 
 from ..records import CaseResult, RunInfo
 from ._common import redact, write_text_atomic
-from .summary import RunSummary, status_line, stored_verdict, summarize
+from .summary import RunSummary, raw_verdict, status_line, summarize
 
 SCHEMA_VERSION = 1
 
@@ -29,7 +29,7 @@ def build_json(run: RunInfo, results: Sequence[CaseResult], summary: RunSummary 
         "schema_version": SCHEMA_VERSION,
         "run": redact(run.to_dict()),
         "summary": {"status": status.level, "status_line": status.text, **summary.to_dict()},
-        "verdict": redact(stored_verdict(run)),
+        "verdict": redact(raw_verdict(run)),
         "results": [r.to_dict() for r in results],
     }
 

@@ -23,7 +23,8 @@ rate everywhere. The definitions (also in the README, "What the figures mean"):
   **erroring cases**: each case with an infra error and no failed repeat counted apart.
 
 Pure Python on purpose: it runs once per run over up to 10 000 results and must not pull
-pandas in. The analysis verdict is read in one place (`_read_verdict`).
+pandas in. The run's verdict is the analysis' typed `Verdict` (`harness.verdict`), or one
+derived from the counts when the analysis left none; it is read in one place (`_read_verdict`).
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ from typing import Any
 
 from ..records import CaseResult, RunInfo
 from ..stats import percentile
+from ..verdict import Evidence, Verdict, VerdictClass
 from ._common import one_line
 
 STATUSES = ("passed", "failed", "error", "not_run")
-VERDICT_CLASSES = ("ok", "noise", "drift", "regression", "infra", "judge_drift", "failed")
 
 
 def rate_text(value: float | None, digits: int = 1) -> str:
@@ -193,7 +194,7 @@ class RunSummary:
     slowest: list[SlowTurn]
     failing: dict[str, FailingCase] = field(default_factory=dict)  # case id → first failed repeat
     erroring: dict[str, FailingCase] = field(default_factory=dict)  # case id → first infra error
-    verdict: dict[str, Any] = field(default_factory=dict)  # the run's verdict, every key present
+    verdict: Verdict = field(default_factory=lambda: Verdict(VerdictClass.OK))  # stored, or derived from counts
     verdict_stored: bool = False  # False: the analysis left none, `verdict` was derived from counts
     status: StatusLine | None = None  # with a run: what `status_line` says
 
@@ -245,30 +246,27 @@ class RunSummary:
                 return t
         return None
 
-    # -- the verdict, as plain values (the one place that knows its shape is `_read_verdict`)
+    # -- the verdict (a typed `Verdict`: its class knows its colour, emoji and exit code)
 
     @property
-    def verdict_class(self) -> str:
-        return str(self.verdict.get("class") or "failed")
+    def verdict_class(self) -> VerdictClass:
+        return self.verdict.cls
 
     @property
     def headline(self) -> str:
-        return str(self.verdict.get("headline") or "")
+        return self.verdict.headline
 
     @property
-    def evidence(self) -> list[Any]:
-        return list(self.verdict.get("evidence") or [])
+    def evidence(self) -> list[Evidence]:
+        return self.verdict.evidence
 
     @property
     def changed_cases(self) -> list[dict[str, Any]]:
-        return [c for c in self.verdict.get("changed_cases") or [] if isinstance(c, dict)]
+        return self.verdict.changed_cases or []
 
     @property
     def baseline_run(self) -> str | None:
-        ref = self.verdict.get("baseline_run")
-        if isinstance(ref, dict):
-            ref = ref.get("run_id")
-        return str(ref) if ref else None
+        return self.verdict.baseline_run
 
     def counts_text(self) -> str:
         """`4/5 judged passed (80.0%) · 1 failed · 1 infra error`: the counts in one phrase."""
@@ -311,70 +309,58 @@ class RunSummary:
 # ---------------------------------------------------------------- the verdict, read in one place
 
 
-def _stored_verdict(run: RunInfo | None) -> dict[str, Any] | None:
-    """The analysis verdict left on the run, as a dict, or None."""
-    given = run.extra.get("verdict") if run is not None and isinstance(run.extra, dict) else None
-    if isinstance(given, dict) and (given.get("class") or given.get("kind")):
-        out = dict(given)
-        out.setdefault("class", given.get("kind"))
-        return out
-    if isinstance(given, str) and given:
-        return {"class": given}
-    return None
+def derive_verdict(run: RunInfo | None, counts: dict[str, int]) -> Verdict:
+    """A plain verdict from counts alone (ok, failed, or infra), for a run the analysis did
+    not classify; its headline words the counts as every surface does."""
+    status, message = (run.status, run.message) if run is not None else ("complete", None)
+    verdict = Verdict.from_counts(status, message, counts)
+    verdict.headline = _counts_headline(counts)
+    if verdict.cls is VerdictClass.INFRA and message:
+        verdict.headline = f"{message} ({verdict.headline})"
+    return verdict
 
 
-def derive_verdict(run: RunInfo | None, counts: dict[str, int]) -> dict[str, Any]:
-    """A plain verdict from counts alone: ok, failed, or infra (aborted, or errors dominate)."""
+def _counts_headline(counts: dict[str, int]) -> str:
     passed, failed = counts.get("passed", 0), counts.get("failed", 0)
-    errors = counts.get("error", 0) + counts.get("not_run", 0)
     judged = passed + failed
-    parts = [f"{passed}/{judged} judged passed"]
+    parts = [f"{passed}/{judged} judged passed ({rate_text(passed / judged if judged else None)})"]
     for key, word in (("failed", "failed"), ("error", "infra errors"), ("not_run", "not run")):
         if counts.get(key):
             parts.append(f"{counts[key]} {word}")
-    headline = ", ".join(parts)
-    aborted = run is not None and run.status == "aborted"
-    if aborted or (errors and errors >= judged):
-        cls = "infra"
-        if run is not None and run.message:
-            headline = f"{run.message} ({headline})"
-    elif judged and passed == judged and not errors:
-        cls = "ok"
-    else:
-        cls = "failed"
-    return {"class": cls, "headline": headline, "evidence": [], "topics": {}, "changed_cases": [],
-            "baseline_run": None}
+    return ", ".join(parts)
 
 
-def _read_verdict(run: RunInfo | None, counts: dict[str, int]) -> tuple[dict[str, Any], bool]:
-    """The run's verdict with every key present (derived when analysis left none), and whether
-    one was stored. Every other part of the publish layer reads the verdict through this."""
-    base = derive_verdict(run, counts)
-    given = _stored_verdict(run)
-    if given is None:
-        return base, False
-    out = dict(base)
-    out.update({k: v for k, v in given.items() if v is not None})
-    for key, empty in (("evidence", []), ("topics", {}), ("changed_cases", [])):
-        if not isinstance(out.get(key), type(empty)):
-            out[key] = empty
-    return out, True
+def _read_verdict(run: RunInfo | None, counts: dict[str, int]) -> tuple[Verdict, bool]:
+    """The run's verdict (derived from `counts` when the analysis left none) and whether one
+    was stored. Every other part of the publish layer reads the verdict through the summary."""
+    derived = derive_verdict(run, counts)
+    stored = Verdict.of_extra(run.extra) if run is not None else None
+    if stored is None or (stored.cls is VerdictClass.UNKNOWN and stored.raw_class is None):
+        return derived, False
+    if not stored.headline:
+        stored.headline = derived.headline
+    return stored, True
 
 
-def verdict_of(run: RunInfo, counts: dict[str, int] | None = None) -> dict[str, Any]:
-    """The run's verdict with every key present; derived from its counts when analysis left none."""
+def verdict_of(run: RunInfo, counts: dict[str, int] | None = None) -> Verdict:
+    """The run's verdict; derived from its counts when analysis left none."""
     return _read_verdict(run, counts if counts is not None else dict(run.counts))[0]
 
 
+def stored_verdict(run: RunInfo | None) -> Verdict | None:
+    """The verdict the analysis stored on the run, or None."""
+    return Verdict.of_extra(run.extra) if run is not None else None
+
+
+def raw_verdict(run: RunInfo | None) -> Any:
+    """The verdict exactly as stored on the run (the JSON report carries it unchanged)."""
+    return run.extra.get("verdict") if run is not None and isinstance(run.extra, dict) else None
+
+
 def verdict_class(run: RunInfo | None) -> str | None:
-    """The stored verdict's class, or None when the analysis left none."""
-    v = _stored_verdict(run)
-    return str(v["class"]) if v and v.get("class") else None
-
-
-def stored_verdict(run: RunInfo | None) -> dict[str, Any] | None:
-    """The stored verdict as written by the analysis (for pages that show all of it)."""
-    return _stored_verdict(run)
+    """The stored verdict's class as shown, or None when the analysis left none."""
+    v = stored_verdict(run)
+    return v.name if v else None
 
 
 # ---------------------------------------------------------------- computing it
@@ -441,7 +427,7 @@ def summarize(results: Iterable[CaseResult], run: RunInfo | None = None, *, slow
     if run is not None and not total.cases and run.counts:
         counts = {k: int(run.counts.get(k, 0)) for k in STATUSES}
     verdict, stored = _read_verdict(run, counts)
-    for name, info in (verdict.get("topics") or {}).items():
+    for name, info in verdict.topics.items():
         # the analysis knows the baseline: take its per-topic comparison where it gave one
         t = topics.get(name)
         if t is None or not isinstance(info, dict):
@@ -532,6 +518,7 @@ __all__ = [
     "failing_ids",
     "group_by_topic",
     "rate_text",
+    "raw_verdict",
     "repeated_case_ids",
     "status_line",
     "stored_verdict",
