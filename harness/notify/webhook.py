@@ -47,6 +47,7 @@ SIGNATURE_HEADER = "X-Harness-Signature"
 TIMESTAMP_HEADER = "X-Harness-Timestamp"
 DELIVERY_HEADER = "X-Harness-Delivery"
 MAX_RETRY_AFTER_S = 30.0
+MAX_CASES = 200  # failing / erroring cases listed in one body; the counts say how many there were
 _RESERVED = {h.lower() for h in (SIGNATURE_HEADER, TIMESTAMP_HEADER, DELIVERY_HEADER, "content-type", "content-length",
                                  "host")}
 
@@ -111,6 +112,10 @@ def build_body(pub: Publication) -> dict[str, Any]:
         "pass_rate_text": rate_text(summary.pass_rate),
         "summary": summary.to_dict(),
     }
+    for key in ("failing_cases", "erroring_cases"):
+        cases = doc["summary"][key]
+        doc["summary"][f"{key}_total"] = len(cases)
+        del cases[MAX_CASES:]  # a receiver should not need to take megabytes; the report has them all
     if history is not None:
         doc["history"] = {
             "previous_run": history.previous.run_id if history.previous else None,
