@@ -1,3 +1,8 @@
-"""Importing this module registers the built-in targets."""
+"""Importing this module registers the built-in targets (every entry of `BUILTIN_MODULES`)."""
 
-from . import http, openai, sim  # noqa: F401
+import importlib
+
+from .base import BUILTIN_MODULES
+
+for _module in BUILTIN_MODULES.values():
+    importlib.import_module(_module, __package__)
