@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..stats import percentile  # re-exported: the analysis modules import it from here
+from ..percentiles import percentile  # re-exported: the analysis modules import it from here
 
 __all__ = ["binomial_excess", "fisher_drop", "holm", "mann_whitney_drop", "percentile"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..records import CaseResult, RunInfo
-from ..stats import percentile
+from ..percentiles import percentile
 
 VERDICT_CLASSES = ("ok", "noise", "drift", "regression", "infra", "judge_drift", "failed")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..records import CaseResult, RunInfo
-from ..stats import percentile
+from ..percentiles import percentile
 from ._common import one_line
 
 STATUSES = ("passed", "failed", "error", "not_run")
