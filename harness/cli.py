@@ -83,8 +83,9 @@ TARGET_OPTIONS = "harness.target_options"
 
 
 def _fail(err: HarnessError) -> "typer.Exit":
-    _console(stderr=True).print(f"error: {err.line()}", markup=False, soft_wrap=True)
-    return typer.Exit(int(err.exit_code))
+    from .commands import fail
+
+    return fail(err)
 
 
 @app.command(cls=_RunCommand)

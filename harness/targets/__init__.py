@@ -17,6 +17,7 @@ from .base import (
     register,
     registry,
     target_class,
+    unregister,
     with_cli_options,
 )
 
@@ -33,5 +34,6 @@ __all__ = [
     "register",
     "registry",
     "target_class",
+    "unregister",
     "with_cli_options",
 ]

@@ -156,6 +156,11 @@ def register(cls: type[Target]) -> type[Target]:
     return cls
 
 
+def unregister(kind: str) -> None:
+    """Forget a target registered by `register` (a test's own target, once the test is done)."""
+    _REGISTRY.pop(kind, None)
+
+
 # The built-in targets by kind and the module that registers each. A run imports only the
 # one its suite uses: the http target alone pulls in jinja2 and jsonpath, the sim target
 # its whole phone agent.
@@ -164,8 +169,10 @@ BUILTIN_MODULES = {"openai": ".openai", "http": ".http", "sim": ".sim"}
 
 def registry() -> dict[str, type[Target]]:
     """Every target, built-in ones included (for `harness list targets` and error hints)."""
-    from . import _builtin  # noqa: F401  (registers the built-in targets)
+    import importlib
 
+    for module in BUILTIN_MODULES.values():
+        importlib.import_module(module, __package__)  # registers it
     return dict(_REGISTRY)
 
 
@@ -238,7 +245,9 @@ def fault_errors(written: Sequence[WrittenFault], kind: str | None = None) -> li
         if own is not None:
             return own
     found: list[ConfigError] | None = None
-    for other_kind, other in sorted(registry().items()):
+    every = registry()
+    order = [*(k for k in BUILTIN_MODULES if k in every), *sorted(k for k in every if k not in BUILTIN_MODULES)]
+    for other in (every[k] for k in order):
         errors = other.fault_errors(written)
         if errors is None:
             continue
