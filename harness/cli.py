@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from .errors import ExitCode, HarnessError
+from .errors import ConfigError, ExitCode, HarnessError
 
 app = typer.Typer(
     name="harness",
@@ -126,6 +126,10 @@ def run(
     accept_baseline: bool = typer.Option(
         False, "--accept-baseline", help="Make this run the suite's baseline if every case passed."
     ),
+    lock_stale: Optional[str] = typer.Option(
+        None, "--lock-stale", metavar="DURATION",
+        help="A suite lock whose holder went silent this long is taken over (default 10m)."
+    ),
 ) -> None:
     """Run a suite: every selected case against the suite's target, checked, stored and reported."""
     from .pipeline import RunOptions, run_suite
@@ -141,6 +145,12 @@ def run(
         accept_baseline=accept_baseline,
     )
     try:
+        if lock_stale:
+            from .scheduling.daemon import parse_duration
+
+            options.lock_stale_s = parse_duration(lock_stale, what="--lock-stale")
+            if options.lock_stale_s <= 0:
+                raise ConfigError(f"--lock-stale {lock_stale!r}: must be longer than zero")
         outcome = run_suite(suite, options, console=console)
     except HarnessError as e:
         raise _fail(e)
@@ -152,11 +162,13 @@ def run(
             if name != "html_latest":
                 console.print(f"{name}: {path}", markup=False)
     else:
+        from .verdict import Verdict
+
         c = outcome.run.counts
-        verdict = (outcome.run.extra.get("verdict") or {}).get("class")
+        verdict = Verdict.of_extra(outcome.run.extra)
         print(f"{outcome.run.status}: {c.get('passed', 0)} passed, {c.get('failed', 0)} failed, "
               f"{c.get('error', 0)} error, {c.get('not_run', 0)} not run"
-              + (f"; verdict: {verdict}" if verdict else ""), flush=True)
+              + (f"; verdict: {verdict.name}" if verdict else ""), flush=True)
     if outcome.run.message:
         _console(stderr=True).print(f"error: {outcome.run.message}", markup=False, soft_wrap=True)
     for w in outcome.warnings:

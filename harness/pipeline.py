@@ -56,9 +56,9 @@ def run_plan(plan: Plan, *, console: Any = None, on_result: Callable[[CaseResult
 
         options = plan.options = replace(plan.options, run_id=plan.options.run_id or new_run_id())
         lock_name = plan.suite.name + (f" shard {options.shard}" if options.shard else "")
-        with SuiteLock(store.engine, lock_name, run_id=options.run_id,
-                       stale_after=options.lock_stale_s or DEFAULT_STALE_AFTER_S):
-            return _run(plan, store, console, on_result)
+        with SuiteLock(store, lock_name, run_id=options.run_id,
+                       stale_after=options.lock_stale_s or DEFAULT_STALE_AFTER_S) as lock:
+            return _run(plan, store, console, on_result, lock)
     finally:
         store.close()
 
@@ -80,7 +80,7 @@ def run_plan(plan: Plan, *, console: Any = None, on_result: Callable[[CaseResult
 RUN_GC_THRESHOLD = 20_000
 
 
-def _run(plan: Plan, store, console, on_result) -> RunOutcome:
+def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
     from .stages.execute import execute
     from .stages.plan import run_info, with_judge
     from .stages.record import Recording
@@ -110,7 +110,7 @@ def _run(plan: Plan, store, console, on_result) -> RunOutcome:
     stats = None
     try:
         gc.freeze()  # with everything the run set up (modules, store, plan): see _GC_NOTE
-        stats = execute(plan, collect, run)
+        stats = execute(plan, collect, run, lock)
     except KeyboardInterrupt:
         status, message = "incomplete", "stopped by a signal before every case ran"
     finally:
@@ -124,6 +124,9 @@ def _run(plan: Plan, store, console, on_result) -> RunOutcome:
     aborted = stats.aborted if stats else None
     if aborted:
         status, message = "aborted", aborted
+    lost = lock is not None and not lock.check()  # taken over: stop, keep what finished, touch nothing of theirs
+    if lost:
+        status, message, aborted = "incomplete", lock.lost_message(len(results), len(items)), None
     code = exit_code_for(counts, aborted) if status != "incomplete" else ExitCode.UNREACHABLE
     run.ended = time.time()
     run.status = status
@@ -142,6 +145,8 @@ def _run(plan: Plan, store, console, on_result) -> RunOutcome:
     if options.accept_baseline:
         _accept_if_green(store, run, counts, warnings)
     outcome = RunOutcome(run=run, results=results, exit_code=code, warnings=warnings)
+    if lost:
+        return outcome  # the new holder reports and notifies this suite's run
     if options.write_reports:
         outcome.reports = write_reports(suite, run, results, options, store)
         if "html" in outcome.reports:

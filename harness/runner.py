@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from .calls import play_call  # the caller's side of a call: scripted or goal-driven
 from .errors import InfraError, TargetUnreachable
+from .httpclient import RetryPolicy
 from .records import CaseResult, CheckResult
 from .spec import Limits
 from .targets.base import Target
@@ -102,15 +103,11 @@ class Guard:
         self.limiter = RateLimiter(limits.rpm)
         self.breaker = CircuitBreaker(limits.breaker_threshold)
         self.stats = RequestStats()
-        self._rng = rng or random.Random()
+        self.policy = RetryPolicy(limits.retries, limits.backoff_s, limits.backoff_max_s, rng=rng)
 
     def backoff(self, attempt: int, err: InfraError) -> float:
-        """Exponential backoff with full jitter; a server's Retry-After wins when longer."""
-        base = min(self.limits.backoff_max_s, self.limits.backoff_s * (2**attempt))
-        delay = self._rng.uniform(base / 2, base)
-        if err.retry_after is not None:
-            delay = max(delay, min(err.retry_after, self.limits.backoff_max_s))
-        return delay
+        """Exponential backoff with jitter; a server's Retry-After wins when longer."""
+        return self.policy.delay(attempt, err)
 
     async def request(self, fn: Callable[[], Awaitable[T]], *, what: str = "request") -> T:
         attempt = 0
@@ -130,7 +127,7 @@ class Guard:
                 return result
             self.stats.by_kind[err.kind] = self.stats.by_kind.get(err.kind, 0) + 1
             self.breaker.failure(err)
-            if not err.retryable or attempt >= self.limits.retries or self.breaker.is_open:
+            if not self.policy.retries_after(attempt, err) or self.breaker.is_open:
                 self.breaker.check()
                 raise err
             await asyncio.sleep(self.backoff(attempt, err))

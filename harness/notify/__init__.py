@@ -10,7 +10,7 @@ what is kept when a destination is down.
 from .dedup import Decision, History, decide, load_history
 from .deliver import deliver, deliver_async, resend_pending, resend_pending_async
 from .errors import DeliveryError
-from .pending import Pending, list_pending, pending_deliveries
+from .pending import Pending, list_pending
 from .redact import Redactor
 from .summary import RunSummary, derive_verdict, summarize, verdict_of
 
@@ -27,7 +27,6 @@ __all__ = [
     "derive_verdict",
     "list_pending",
     "load_history",
-    "pending_deliveries",
     "resend_pending",
     "resend_pending_async",
     "summarize",

@@ -43,6 +43,7 @@ from typing import Any
 
 from ..records import CaseResult, RunInfo
 from ..spec import DatadogSpec
+from ..verdict import VerdictClass
 from .errors import DeliveryError
 from .redact import Redactor
 from .summary import RunSummary
@@ -51,14 +52,6 @@ GAUGE, COUNT = "gauge", "count"
 EVENT_TITLE = 100
 EVENT_TEXT = 4000
 TAG_LIMIT = 200
-ALERT_TYPE = {
-    "regression": "error",
-    "failed": "error",
-    "drift": "warning",
-    "judge_drift": "warning",
-    "infra": "warning",
-    "noise": "info",
-}
 
 _TAG_BAD = re.compile(r"[^a-z0-9_:./\-]")
 
@@ -110,8 +103,8 @@ def build_series(run: RunInfo, summary: RunSummary, spec: DatadogSpec) -> list[d
     add("harness.run.cost_usd", COUNT, summary.cost)
     add("harness.run.judge_score", GAUGE, summary.judge_score)
     cls = summary.verdict_class
-    add("harness.run.regression", GAUGE, 1.0 if cls == "regression" else 0.0)
-    add("harness.run.drift", GAUGE, 1.0 if cls in ("drift", "judge_drift") else 0.0)
+    add("harness.run.regression", GAUGE, 1.0 if cls is VerdictClass.REGRESSION else 0.0)
+    add("harness.run.drift", GAUGE, 1.0 if cls in (VerdictClass.DRIFT, VerdictClass.JUDGE_DRIFT) else 0.0)
     for t in summary.topics.values():
         extra = [tag("topic", t.topic)]
         add("harness.topic.pass_rate", GAUGE, t.pass_rate if t.executed else None, extra)
@@ -124,9 +117,9 @@ def build_series(run: RunInfo, summary: RunSummary, spec: DatadogSpec) -> list[d
 def build_event(run: RunInfo, summary: RunSummary, spec: DatadogSpec, link: str | None) -> dict[str, Any] | None:
     """The event of a run whose verdict is not ok; None for an ok run or with events off."""
     cls = summary.verdict_class
-    if cls == "ok" or not spec.events:
+    if cls.alert is None or not spec.events:
         return None
-    headline = str(summary.verdict.get("headline") or cls)
+    headline = summary.verdict.headline or cls.value
     title = f"harness {run.suite}: {cls} — {headline}"
     if len(title) > EVENT_TITLE:
         title = title[: EVENT_TITLE - 1] + "…"
@@ -155,7 +148,7 @@ def build_event(run: RunInfo, summary: RunSummary, spec: DatadogSpec, link: str 
     return {
         "title": title,
         "text": text[:EVENT_TEXT],
-        "alert_type": ALERT_TYPE.get(cls, "warning"),
+        "alert_type": cls.alert,
         "aggregation_key": f"harness:{run.suite}"[:100],
         "source_type_name": "harness",
         "date_happened": end_time(run),
@@ -181,7 +174,7 @@ def build_experiment(run: RunInfo, results: list[CaseResult], summary: RunSummar
             "reason": "; ".join(r.failing_reasons)[:1000],
         })
     return {"project": f"harness-{run.suite}", "dataset": f"harness-{run.suite}",
-            "experiment": f"{run.suite}-{run.run_id}", "verdict": summary.verdict_class, "spans": spans}
+            "experiment": f"{run.suite}-{run.run_id}", "verdict": summary.verdict_class.value, "spans": spans}
 
 
 def build_payload(run: RunInfo, results: list[CaseResult], summary: RunSummary, spec: DatadogSpec,

@@ -95,7 +95,7 @@ async def deliver_async(run: RunInfo, results: list[CaseResult], spec: NotifySpe
         except HarnessError as exc:
             warnings.append(f"slack: could not read the suite's history, sending without it: {exc.line()}")
             history = None
-        comparable = derive_verdict(run, summary.counts)["class"]
+        comparable = derive_verdict(run, summary.counts).cls
         decision = decide(spec.slack.when, summary.verdict_class, failing_ids(results), history or History(),
                           comparable)
         if decision.send:

@@ -55,16 +55,6 @@ TOP = 10  # cases listed per group in the summary
 LINE = 280  # characters of one case line in the summary
 DETAIL_LINE = 600  # … in the thread
 
-EMOJI = {
-    "ok": ":white_check_mark:",
-    "noise": ":large_blue_circle:",
-    "drift": ":warning:",
-    "regression": ":red_circle:",
-    "infra": ":construction:",
-    "judge_drift": ":scales:",
-    "failed": ":x:",
-}
-
 _QUIET = logging.getLogger("harness.notify.slack_sdk")
 _QUIET.setLevel(logging.WARNING)
 
@@ -186,7 +176,7 @@ def _failing_groups(summary: RunSummary, history: History | None, limit: int, to
         errs = list(summary.erroring.values())
         lines = [case_line(c, None, limit) for c in errs]
         texts.append(lines_text(f"*Infra errors* ({len(errs)}, not counted as failures)", take(lines)))
-    changed = summary.verdict.get("changed_cases") or []
+    changed = summary.verdict.changed_cases or []
     if changed:
         lines = []
         for ch in changed:
@@ -201,10 +191,10 @@ def _failing_groups(summary: RunSummary, history: History | None, limit: int, to
 
 
 def _evidence_text(summary: RunSummary, top: int | None) -> str | None:
-    ev = [e for e in summary.verdict.get("evidence") or [] if isinstance(e, dict)]
+    ev = summary.verdict.evidence
     if not ev:
         return None
-    lines = [f"• _{esc(e.get('kind', ''))}_: {esc(cut(e.get('detail', ''), LINE))}" for e in ev]
+    lines = [f"• _{esc(e.kind)}_: {esc(cut(e.detail, LINE))}" for e in ev]
     if top is not None and len(lines) > top:
         lines = lines[:top] + [f"… and {len(ev) - top} more"]
     return lines_text("*Evidence*", lines)
@@ -229,12 +219,12 @@ def build_summary(
 ) -> dict[str, Any]:
     """The summary message: `{"text": fallback, "blocks": [...]}`."""
     cls = summary.verdict_class
-    emoji = EMOJI.get(cls, ":grey_question:")
-    headline = str(summary.verdict.get("headline") or "")
+    emoji = cls.emoji
+    headline = summary.verdict.headline
     header = cut(f"{emoji} {run.suite}: {cls}", HEADER_TEXT)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
     lead = f"*{esc(cut(headline, 1000))}*" if headline else f"*{cls}*"
-    if spec.mention and cls not in ("ok", "noise"):
+    if spec.mention and not cls.healthy:
         lead = f"{spec.mention} {lead}"  # the suite's own text: a mention such as <!subteam^ID>
     blocks.append(section(lead))
     meta = [f"run `{esc(run.run_id)}`", _counts_line(summary)]
@@ -244,8 +234,8 @@ def build_summary(
         meta.append(f"target {esc(run.target['kind'])}")
     if run.git_sha:
         meta.append(f"commit `{esc(run.git_sha[:10])}`")
-    if summary.verdict.get("baseline_run"):
-        meta.append(f"baseline `{esc(summary.verdict['baseline_run'])}`")
+    if summary.verdict.baseline_run:
+        meta.append(f"baseline `{esc(summary.verdict.baseline_run)}`")
     blocks.append(context([" · ".join(meta)]))
     topic_lines = _topic_lines(summary)
     if topic_lines:

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..records import CaseResult, RunInfo
 from ..percentiles import percentile
-
-VERDICT_CLASSES = ("ok", "noise", "drift", "regression", "infra", "judge_drift", "failed")
+from ..verdict import Verdict, VerdictClass
 
 
 @dataclass
@@ -51,7 +49,7 @@ class FailingCase:
 class RunSummary:
     """Everything a notifier needs, computed once."""
 
-    verdict: dict[str, Any]
+    verdict: Verdict
     counts: dict[str, int]
     topics: dict[str, TopicStats]
     failing: dict[str, FailingCase]  # case id → first failing repeat (status failed)
@@ -62,8 +60,8 @@ class RunSummary:
     judge_score: float | None = None
 
     @property
-    def verdict_class(self) -> str:
-        return str(self.verdict.get("class") or "failed")
+    def verdict_class(self) -> VerdictClass:
+        return self.verdict.cls
 
     @property
     def total(self) -> int:
@@ -92,39 +90,14 @@ def count_statuses(results: list[CaseResult]) -> dict[str, int]:
     return counts
 
 
-def derive_verdict(run: RunInfo, counts: dict[str, int]) -> dict[str, Any]:
+def derive_verdict(run: RunInfo, counts: dict[str, int]) -> Verdict:
     """A plain verdict from counts alone: ok, failed, or infra (aborted, or errors dominate)."""
-    executed = counts.get("passed", 0) + counts.get("failed", 0) + counts.get("error", 0)
-    errors = counts.get("error", 0) + counts.get("not_run", 0)
-    parts = [f"{counts.get('passed', 0)}/{executed} passed"]
-    for key, word in (("failed", "failed"), ("error", "errors"), ("not_run", "not run")):
-        if counts.get(key):
-            parts.append(f"{counts[key]} {word}")
-    headline = ", ".join(parts)
-    if run.status == "aborted" or (errors and errors >= counts.get("passed", 0) + counts.get("failed", 0)):
-        cls = "infra"
-        if run.message:
-            headline = f"{run.message} ({headline})"
-    elif executed and counts.get("passed", 0) == executed and not counts.get("not_run"):
-        cls = "ok"
-    else:
-        cls = "failed"
-    return {"class": cls, "headline": headline, "evidence": [], "topics": {}, "changed_cases": [],
-            "baseline_run": None}
+    return Verdict.from_counts(run.status, run.message, counts)
 
 
-def verdict_of(run: RunInfo, counts: dict[str, int] | None = None) -> dict[str, Any]:
-    """The run's verdict with every key present; derived when analysis left none."""
-    given = run.extra.get("verdict") if isinstance(run.extra, dict) else None
-    base = derive_verdict(run, counts if counts is not None else dict(run.counts))
-    if not isinstance(given, dict) or not given.get("class"):
-        return base
-    out = dict(base)
-    out.update({k: v for k, v in given.items() if v is not None})
-    for key, empty in (("evidence", []), ("topics", {}), ("changed_cases", [])):
-        if not isinstance(out.get(key), type(empty)):
-            out[key] = empty
-    return out
+def verdict_of(run: RunInfo, counts: dict[str, int] | None = None) -> Verdict:
+    """The run's verdict; derived from the counts when analysis left none."""
+    return Verdict.for_run(run.status, run.message, run.extra, counts if counts is not None else dict(run.counts))[0]
 
 
 def _reason(r: CaseResult) -> str:
@@ -167,7 +140,7 @@ def summarize(run: RunInfo, results: list[CaseResult]) -> RunSummary:
                 tokens += (reply.tokens_in or 0) + (reply.tokens_out or 0)
                 cost += reply.cost or 0.0
     # the analysis stage knows the baseline; take its numbers where it gave them
-    for name, info in (verdict.get("topics") or {}).items():
+    for name, info in verdict.topics.items():
         if not isinstance(info, dict):
             continue
         t = topics.setdefault(name, TopicStats(name))

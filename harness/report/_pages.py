@@ -23,7 +23,6 @@ from ..records import CaseResult, CheckResult, Turn
 TEMPLATES = Path(__file__).parent / "templates"
 STATUS_ORDER = {"failed": 0, "error": 1, "not_run": 2, "passed": 3}
 STATUS_LABEL = {"passed": "passed", "failed": "failed", "error": "error", "not_run": "not run"}
-VERDICT_CLASSES = {"regression", "drift", "infra", "noise", "ok", "pass", "passed", "none"}
 
 
 @lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..records import CaseResult, RunInfo
+from ..verdict import Verdict
 from ._common import one_line
 from .stats import RunSummary, Tally, repeated_case_ids, status_line, summarize
 
@@ -84,7 +85,7 @@ def print_summary(console: Console, run: RunInfo, results: Sequence[CaseResult])
     summary = summarize(results)
     console.print(summary_table(run, results, summary))
 
-    verdict = run.extra.get("verdict") if isinstance(run.extra, dict) else None
+    verdict = Verdict.of_extra(run.extra)
     if verdict:
         _print_verdict(console, verdict)
 
@@ -123,28 +124,15 @@ def print_summary(console: Console, run: RunInfo, results: Sequence[CaseResult])
     console.print(Text(status.text, style=LEVEL_STYLE.get(status.level, "bold")))
 
 
-def _print_verdict(console: Console, verdict: object) -> None:
-    if isinstance(verdict, dict):
-        cls = verdict.get("class") or verdict.get("kind") or "unknown"
-        headline = verdict.get("headline") or ""
-        evidence = verdict.get("evidence") or []
-    else:
-        cls, headline, evidence = verdict, "", []
-    style = VERDICT_STYLES.get(str(cls), "bold magenta")
-    console.print(Text.assemble(("Verdict: ", "bold"), (one_line(cls, 60), style),
+def _print_verdict(console: Console, verdict: Verdict) -> None:
+    headline = verdict.headline
+    console.print(Text.assemble(("Verdict: ", "bold"), (one_line(verdict.name, 60), verdict.cls.style),
                                 ("  " + one_line(headline, 200)) if headline else ""))
-    if isinstance(evidence, (list, tuple)):
-        for item in evidence[:5]:
-            text = item.get("detail") or item.get("kind") if isinstance(item, dict) else item
-            console.print(Text("  • " + one_line(text, 200)))
-        if len(evidence) > 5:
-            console.print(Text(f"  … {len(evidence) - 5} more", style="dim"))
-
-
-VERDICT_STYLES = {
-    "ok": "bold green", "noise": "bold green", "drift": "bold yellow", "regression": "bold red",
-    "infra": "bold yellow", "judge_drift": "bold magenta",
-}
+    evidence = verdict.evidence
+    for item in evidence[:5]:
+        console.print(Text("  • " + one_line(item.detail or item.kind, 200)))
+    if len(evidence) > 5:
+        console.print(Text(f"  … {len(evidence) - 5} more", style="dim"))
 
 
 class ProgressReporter:

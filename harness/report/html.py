@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ..records import CaseResult, RunInfo
+from ..verdict import Verdict
 from ._common import one_line, redact, write_text_atomic
 from ._pages import (
     STATUS_LABEL,
     STATUS_ORDER,
-    VERDICT_CLASSES,
     assets,
     case_view,
     compact,
@@ -31,22 +31,19 @@ from ._pages import (
 from .stats import STATUSES, RunSummary, repeated_case_ids, status_line, summarize
 
 
-def _verdict_view(verdict: Any) -> dict[str, Any] | None:
-    """Show whatever shape the analysis stage gives, without inventing fields: its class,
-    its evidence list, and any other keys as plain name/value pairs."""
-    if not verdict:
+def _verdict_view(stored: Any) -> dict[str, Any] | None:
+    """The stored verdict, read as a `Verdict`: its class (coloured by its tone), its
+    evidence, and its other fields that say something as plain name/value pairs (a note
+    when the stored verdict could not be read)."""
+    verdict = Verdict.from_stored(stored)
+    if verdict is None:
         return None
-    verdict = redact(verdict)
-    if not isinstance(verdict, dict):
-        verdict = {"class": verdict}
-    cls = str(verdict.get("class") or verdict.get("kind") or "unknown")
-    evidence = verdict.get("evidence") or []
-    if not isinstance(evidence, (list, tuple)):
-        evidence = [evidence]
-    items = [e if isinstance(e, str) else compact(rounded(e), 600) for e in evidence]
-    other = [(str(k), v if isinstance(v, str) else compact(v, 600)) for k, v in verdict.items() if k not in ("class", "kind", "evidence")]
-    slug = cls.lower() if cls.lower() in VERDICT_CLASSES else "other"
-    return {"cls": cls, "slug": slug, "evidence": items, "other": other}
+    data = redact(verdict.to_dict())
+    items = [e["detail"] if set(e) == {"kind", "detail"} and not e["kind"] else compact(rounded(e), 600)
+             for e in data["evidence"]]
+    other = [(str(k), v if isinstance(v, str) else compact(v, 600)) for k, v in data.items()
+             if k not in ("class", "evidence") and v not in (None, "", [], {})]
+    return {"cls": str(data["class"]), "slug": verdict.cls.tone, "evidence": items, "other": other}
 
 
 def _header_view(run: RunInfo, summary: RunSummary) -> dict[str, Any]:

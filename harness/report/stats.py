@@ -16,6 +16,7 @@ from typing import Any
 
 from ..records import CaseResult, RunInfo
 from ..percentiles import percentile
+from ..verdict import Verdict
 from ._common import one_line
 
 STATUSES = ("passed", "failed", "error", "not_run")
@@ -161,13 +162,8 @@ class StatusLine:
 
 
 def _verdict_class(run: RunInfo) -> str | None:
-    verdict = run.extra.get("verdict") if isinstance(run.extra, dict) else None
-    if isinstance(verdict, dict):
-        cls = verdict.get("class") or verdict.get("kind")
-        return str(cls) if cls else None
-    if isinstance(verdict, str) and verdict:
-        return verdict
-    return None
+    verdict = Verdict.of_extra(run.extra)
+    return verdict.name if verdict else None
 
 
 def status_line(run: RunInfo, summary: RunSummary) -> StatusLine:

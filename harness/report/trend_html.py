@@ -22,11 +22,11 @@ from typing import Any
 
 from ..records import CaseResult
 from ..store import Store
+from ..verdict import Verdict
 from ._common import one_line, redact, write_text_atomic
 from ._pages import (
     STATUS_LABEL,
     STATUS_ORDER,
-    VERDICT_CLASSES,
     assets,
     case_view,
     compact,
@@ -62,11 +62,6 @@ def _num(value: Any, fmt: str = "{:.3f}") -> str:
     return fmt.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"
 
 
-def _slug(cls: str | None) -> str:
-    c = (cls or "").lower()
-    return c if c in VERDICT_CLASSES else "other"
-
-
 # ---------------------------------------------------------------- verdict
 
 
@@ -74,27 +69,23 @@ def _evidence_view(e: Any) -> dict[str, Any]:
     if not isinstance(e, dict):
         return {"kind": None, "detail": str(e), "more": ""}
     rest = {k: v for k, v in e.items() if k not in ("kind", "detail")}
-    return {"kind": None if e.get("kind") is None else str(e["kind"]),
+    return {"kind": str(e.get("kind") or "") or None,
             "detail": "" if e.get("detail") is None else str(e["detail"]),
             "more": compact(rounded(rest), 300) if rest else ""}
 
 
-def _verdict_view(verdict: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The analysis verdict's class, headline, evidence and baseline. Its per-topic numbers
-    join the run's topic table; changed cases and consistency have their own sections."""
+def _verdict_view(verdict: Verdict | None) -> dict[str, Any] | None:
+    """The analysis verdict's class (coloured by its tone), headline, evidence and baseline
+    (and the note of a stored verdict that could not be read). Its per-topic numbers join
+    the run's topic table; changed cases and consistency have their own sections."""
     if not verdict:
         return None
-    v = redact(verdict)
-    cls = str(v.get("class") or v.get("kind") or "unknown")
-    evidence = v.get("evidence") or []
-    if not isinstance(evidence, list):
-        evidence = [evidence]
-    baseline = v.get("baseline_run")
-    if isinstance(baseline, dict):
-        baseline = baseline.get("run_id")
-    return {"cls": cls, "slug": _slug(cls), "headline": None if v.get("headline") is None else str(v["headline"]),
-            "evidence": [_evidence_view(e) for e in evidence],
-            "baseline_run": None if baseline is None else str(baseline)}
+    v = redact(verdict.to_dict())
+    evidence = [_evidence_view(e) for e in v["evidence"]]
+    if verdict.note:
+        evidence.append({"kind": "note", "detail": str(v.get("note") or ""), "more": ""})
+    return {"cls": str(v["class"]), "slug": verdict.cls.tone, "headline": v["headline"] or None,
+            "evidence": evidence, "baseline_run": v["baseline_run"]}
 
 
 # ---------------------------------------------------------------- focus run summary
@@ -110,7 +101,7 @@ def _focus_view(data: TrendData) -> dict[str, Any] | None:
     base_idx = _point_index(data, data.baseline.run_id) if data.baseline else None
     topic_series = data.trends.dims.get("topic", {}).get("metrics", {}).get("pass_rate", {})
     # the analysis' own comparison wins (it knows the accepted baseline and the p-value)
-    judged = data.verdict.get("topics") if data.verdict and isinstance(data.verdict.get("topics"), dict) else {}
+    judged = data.verdict.topics if data.verdict else {}
     rows = []
     for t in summary.topics:
         v = judged.get(t.topic) if isinstance(judged.get(t.topic), dict) else {}
@@ -227,14 +218,14 @@ def _history_view(data: TrendData) -> list[dict[str, Any]]:
     base = data.baseline.run_id if data.baseline else None
     for r in data.runs:
         s = data.run_stats.get(r.run_id, {})
-        v = r.extra.get("verdict") if isinstance(r.extra, dict) else None
-        cls = str((v.get("class") if isinstance(v, dict) else v) or "")
+        v = Verdict.of_extra(r.extra)
+        cls = v.name if v else ""
         c = r.counts or {}
         rows.append({
             "run_id": r.run_id, "suite": r.suite, "started": fmt_time(r.started), "status": r.status,
             "passed": c.get("passed", 0), "failed": c.get("failed", 0), "error": c.get("error", 0) + c.get("not_run", 0),
             "pass_rate": s.get("pass_rate"), "judge": s.get("judge_score"), "p95": s.get("p95_turn_ms"),
-            "cost": s.get("cost"), "cls": cls, "slug": _slug(cls) if cls else "", "git_sha": (r.git_sha or "")[:10],
+            "cost": s.get("cost"), "cls": cls, "slug": v.cls.tone if v else "", "git_sha": (r.git_sha or "")[:10],
             "model": r.model, "focus": r.run_id == focus, "baseline": r.run_id == base,
         })
     return rows

@@ -215,8 +215,8 @@ class Daemon:
             if url not in self._stores:
                 self._stores[url] = Store.open(url, root=suite.root)
 
-    def _engine(self, s: ScheduledSuite):
-        return self._stores[s.store_url].engine
+    def _store(self, s: ScheduledSuite):
+        return self._stores[s.store_url]
 
     def start(self) -> None:
         """Open stores, decide about missed fires, and start the cron jobs (non-blocking)."""
@@ -233,7 +233,7 @@ class Daemon:
         now = datetime.now(timezone.utc)
         for s in self.suites:
             scheduler.add_job(self.fire, trigger=s.trigger, args=[s, "cron"], id=s.name, name=s.name)
-            decision = catch_up(s.trigger, last_fire(self._engine(s), s.name), now, self.grace)
+            decision = catch_up(s.trigger, last_fire(self._store(s), s.name), now, self.grace)
             if decision.run_for is not None:
                 self.log("catch_up", suite=s.name, missed_fire=decision.run_for.isoformat(),
                          missed=decision.missed_within)
@@ -272,7 +272,7 @@ class Daemon:
                 return None
             if self._stopping.is_set():
                 return None
-            record_fire(self._engine(suite), suite.name, datetime.now(timezone.utc), run_id)
+            record_fire(self._store(suite), suite.name, datetime.now(timezone.utc), run_id)
             cmd = [self.python, "-m", "harness.scheduling.worker", suite.path, "--run-id", run_id]
             if suite.store_url:
                 cmd += ["--store", suite.store_url]

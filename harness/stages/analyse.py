@@ -26,7 +26,7 @@ def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code:
 
     Results are already durable; a store error here costs the verdict, never the results.
     """
-    from ..analysis import analyse_run, exit_code_with_verdict
+    from ..analysis import analyse_run
 
     reducers = {it.compiled.case.id: it.compiled.case.reducer for it in items}
     try:
@@ -34,7 +34,7 @@ def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code:
     except HarnessError as e:
         warnings.append(f"no verdict: {e.line()}")
         return code
-    return exit_code_with_verdict(code, verdict["class"])
+    return verdict.cls.exit_code(code)
 
 
 def _accept_if_green(store, run: RunInfo, counts: dict[str, int], warnings: list[str]) -> None:

@@ -16,23 +16,26 @@ from ..records import CaseResult, RunInfo
 from .plan import Plan
 
 
-def execute(plan: Plan, collect: Callable[[CaseResult], None], run: RunInfo | None = None):
+def execute(plan: Plan, collect: Callable[[CaseResult], None], run: RunInfo | None = None, lock=None):
     """Play `plan.items`; every result goes to `collect` the moment it is known. Returns the RunStats.
 
-    A signal stops the run: KeyboardInterrupt is raised once the target and judge are closed.
+    A signal, or the suite's `lock` taken over by another process, stops the run:
+    KeyboardInterrupt is raised once the target and judge are closed.
     """
     from ..runner import Runner
 
     judge = plan.judge
     extras = {"judge": judge, "judge_when": plan.suite.judge.when} if judge is not None else {}
     runner = Runner(plan.target, on_result=collect, extras=extras)
-    return _run_async(runner, plan.items, plan.target, judge, run)
+    return _run_async(runner, plan.items, plan.target, judge, run, lock)
 
 
-def _run_async(runner, items, target, judge=None, run: RunInfo | None = None):
+def _run_async(runner, items, target, judge=None, run: RunInfo | None = None, lock=None):
     async def main():
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
+        if lock is not None:  # a lock taken over stops the run like a signal (no new cases start)
+            lock.on_lost = lambda: _call_soon(loop, task.cancel)
         installed = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -69,3 +72,10 @@ def _run_async(runner, items, target, judge=None, run: RunInfo | None = None):
 
 
 RUN_SWITCH_INTERVAL_S = 0.0005
+
+
+def _call_soon(loop, fn) -> None:
+    try:
+        loop.call_soon_threadsafe(fn)
+    except RuntimeError:  # the loop has already finished: the end-of-run check sees the loss
+        pass

@@ -165,8 +165,7 @@ def _judge_service(suite, store):
         return None
     from ..judge import JudgeService
 
-    shared = store.engine.dialect.name != "sqlite"
-    return JudgeService.from_spec(suite.judge, root=suite.root, cache=store.engine if shared else None)
+    return JudgeService.from_spec(suite.judge, root=suite.root, cache=store.judge_cache() if store.shared else None)
 
 
 def run_info(plan: Plan) -> RunInfo:
