@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
-from .errors import ExitCode
+from .errors import ConfigError, ExitCode
 from .records import CaseResult
 from .stages.analyse import _accept_if_green, _analyse, exit_code_for
 from .stages.plan import Plan, RunOptions, RunOutcome, git_sha, make_plan, new_run_id, suite_store_url
@@ -143,8 +143,7 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
         # a mistake of ours (a wrong key, an unknown model alias), not an outage: stored as
         # aborted, no verdict, and the run ends as a configuration error (exit 2)
         run.exit_code = int(ExitCode.CONFIG)
-        store.finish_run(run.run_id, status=status, ended=run.ended, exit_code=run.exit_code, counts=counts,
-                         message=message)
+        recording.finish()
         raise ConfigError(f"the target refused the run's configuration: {stats.misconfigured}")
     if status != "incomplete":
         code = _analyse(store, suite, run, results, items, code, warnings)
