@@ -21,6 +21,7 @@ from .records import AgentReply, CheckResult, Outcome, Transcript, Turn
 from .spec import CaseSpec, CheckSpec, TurnCount, TurnSpec
 from .stats import quantile
 from .targets.base import CallContext, Conversation, Target
+from .tracing import traced_turn
 
 if TYPE_CHECKING:
     from .runner import CompiledCase, Guard, WorkItem
@@ -96,7 +97,7 @@ class _Call:
 
     async def turn(self, conv: Conversation, n: int, text: str, kind: str,
                    checks: list[CompiledCheck] = ()) -> AgentReply:
-        reply = await conv.reply(text, kind=kind)
+        reply = await traced_turn(n, kind, text, conv.reply(text, kind=kind))
         turn = Turn(n, text if kind != "silence" else None, reply, kind=kind)
         self.transcript.turns.append(turn)
         if checks:

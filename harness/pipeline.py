@@ -232,6 +232,9 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
         group=options.group or _default_group(options),
         extra={"shard": options.shard} if options.shard else {},  # the store adds the process itself
     )
+    from . import tracing
+
+    traced = tracing.start_run(suite.tracing, run, options.env)  # None when tracing is off
     store.start_run(run)
     writer = ResultWriter(store, run.run_id)
     results: list[CaseResult] = []
@@ -287,6 +290,8 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
     if status != "incomplete":
         code = _analyse(store, suite, run, results, items, code, warnings)
         run.exit_code = int(code)
+    if traced is not None:
+        traced.finish(run, warnings)
     store.finish_run(run.run_id, status=status, ended=run.ended, exit_code=run.exit_code, counts=counts,
                      message=message)
     if options.accept_baseline:

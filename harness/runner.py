@@ -24,6 +24,7 @@ from .httpclient import RetryPolicy
 from .records import CaseResult, CheckResult
 from .spec import CaseSpec, CheckSpec, Limits, TurnSpec
 from .targets.base import CallContext, Target
+from . import tracing
 from .calls import call_check_specs, play_call  # the caller's side of a call: scripted or goal-driven
 
 T = TypeVar("T")
@@ -253,13 +254,14 @@ class Runner:
     async def run(self, items: list[WorkItem]) -> RunStats:
         stats = RunStats(requests=self.guard.stats)
         queue = iter(items)
+        one = tracing.wrap_case(self._one)  # self._one itself when tracing is off
 
         async def worker() -> None:
             for item in queue:
                 if self.guard.breaker.is_open:
                     self.on_result(self._not_run(item))
                     continue
-                self.on_result(await self._one(item))
+                self.on_result(await one(item))
 
         workers = [asyncio.create_task(worker()) for _ in range(min(self.limits.concurrency, max(1, len(items))))]
         try:
