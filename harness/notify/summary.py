@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..records import CaseResult, RunInfo
 from ..stats import percentile
@@ -43,6 +44,7 @@ class FailingCase:
     topic: str
     status: str  # failed or error
     reason: str
+    trace: Any = None  # its OpenTelemetry trace (harness.tracing.TraceRef) when the run was traced
 
 
 @dataclass
@@ -107,6 +109,12 @@ def _reason(r: CaseResult) -> str:
     return reasons[0] if reasons else (r.error or "failed")
 
 
+def _trace(run: RunInfo, r: CaseResult) -> Any:
+    from ..tracing import trace_ref
+
+    return trace_ref(run, r.case_id, r.repeat_index, r.status)
+
+
 def summarize(run: RunInfo, results: list[CaseResult]) -> RunSummary:
     counts = count_statuses(results) if results else dict(run.counts)
     verdict = verdict_of(run, counts)
@@ -125,10 +133,10 @@ def summarize(run: RunInfo, results: list[CaseResult]) -> RunSummary:
             t.passed += 1
         elif r.status == "failed":
             t.failed += 1
-            failing.setdefault(r.case_id, FailingCase(r.case_id, r.topic, "failed", _reason(r)))
+            failing.setdefault(r.case_id, FailingCase(r.case_id, r.topic, "failed", _reason(r), _trace(run, r)))
         elif r.status == "error":
             t.errors += 1
-            erroring.setdefault(r.case_id, FailingCase(r.case_id, r.topic, "error", _reason(r)))
+            erroring.setdefault(r.case_id, FailingCase(r.case_id, r.topic, "error", _reason(r), _trace(run, r)))
         for c in r.checks:
             if c.name == "judge" and not c.skipped and not c.error:
                 judge.append(float(c.score))
