@@ -125,7 +125,7 @@ class FakeCollector(ThreadedFake):
 class TracedAgent(ThreadedFake):
     """A webhook phone agent instrumented with OpenTelemetry, exporting to `traces_url`."""
 
-    def __init__(self, traces_url: str, *, service: str = "phone-agent", token: str | None = None):
+    def __init__(self, traces_url: str | None, *, service: str = "phone-agent", token: str | None = None):
         super().__init__()
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
@@ -133,7 +133,8 @@ class TracedAgent(ThreadedFake):
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
         self.provider = TracerProvider(resource=Resource({"service.name": service}), shutdown_on_exit=False)
-        self.provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
+        if traces_url is not None:  # None: a service that is not instrumented
+            self.provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
         self.tracer = self.provider.get_tracer("phone-agent")
         self.token = token
         self.seen: list[dict[str, str]] = []  # the headers of every turn request
