@@ -288,3 +288,43 @@ def test_a_bad_tracing_section_is_one_line_with_its_position(project: Project) -
     assert out.returncode == 2 and "Traceback" not in out.stderr
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "suites/traced.yaml:" in lines[0] and "{trace_id}" in lines[0], out.stderr
+
+
+async def test_judge_calls_are_spans_in_the_case_trace(project: Project) -> None:
+    import asyncio
+
+    from mock_judge import MockJudge
+
+    project.write("golden/question/q.yaml", """
+topic: question
+cases:
+  - id: q-judged
+    language: en
+    prompt: What are your opening hours?
+    expect:
+      - judge: "The reply states the opening hours"
+""")
+    with FakeCollector() as collector, MockOpenAI(reply=lambda m: "We are open from 11 am to 10 pm.") as agent:
+        async with MockJudge(rules=[("11 am", 9)], default_score=2) as judge:
+            suite = project.write("suites/traced.yaml", f"""
+name: traced
+golden: ["golden/**/*.yaml"]
+target: {{kind: openai, base_url: "{agent.base_url}", model: agent-model}}
+judge: {{base_url: "{judge.url}", model: judge-model, when: always}}
+tracing: {{endpoint: {collector.base_url}}}
+""")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "harness", "run", str(suite), "--store", project.store_url, "-o", "reports",
+                "--no-progress", cwd=project.root, env={**os.environ, "NO_COLOR": "1"},
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=240)
+            assert proc.returncode == 0, out.decode()[-3000:] + err.decode()[-3000:]
+        spans = collector.wait_for(lambda s: any(x.name == "run traced" for x in s))
+    judged = [s for s in spans if s.name == "judge criteria"]
+    assert len(judged) == 1
+    j = judged[0]
+    assert j.attributes["gen_ai.evaluation.score.label"] == "pass" and j.attributes["gen_ai.evaluation.score.value"] >= 0.5
+    case = next(s for s in spans if s.span_id == j.parent_id)
+    assert case.name == "case q-judged" and j.trace_id == case.trace_id
+    calls = [s for s in spans if s.parent_id == j.span_id]
+    assert calls and all(s.kind == "CLIENT" and s.attributes["gen_ai.request.model"] == "judge-model" for s in calls)

@@ -97,8 +97,13 @@ def start_run(spec: Any, run: Any, env: Mapping[str, str] | None = None) -> "Run
     settings = settings_for(spec, env)
     if settings is None:
         return None
-    from ._otel import RunTracer
+    try:
+        from ._otel import RunTracer
+    except ImportError as e:
+        from ..errors import ConfigError
 
+        raise ConfigError(f"tracing is on (HARNESS_OTEL or the suite's tracing:) but OpenTelemetry is not installed "
+                          f"({e.name or e}): pip install 'harness[otel]'") from None
     if _active is not None:  # a run that ended without finishing (it raised): close it first
         _active.finish(None, [])
     tracer = RunTracer(settings, run, on_finish=_finished)
