@@ -215,7 +215,8 @@ target: {{kind: openai, base_url: "{mock.base_url}", model: primary, api_key: "$
     run_id = json.loads(next((project.root / "reports").glob("traced-*.json")).read_text())["run"]["run_id"]
     assert chat.trace_id == case_trace_id(run_id, "q-hours", 0)
     turn = next(s for s in spans if s.span_id == chat.parent_id)
-    assert turn.name == "turn 1" and turn.attributes["gen_ai.usage.output_tokens"] == a["gen_ai.usage.output_tokens"]
+    assert turn.name == "turn 1" and turn.attributes["harness.route"] == "primary"
+    assert turn.attributes["harness.turn.first_token_ms"] == pytest.approx(a["gen_ai.response.time_to_first_chunk"] * 1000)
     case = next(s for s in spans if s.span_id == turn.parent_id)
     assert case.name == "case q-hours" and case.parent_id == ""
     run_span = next(s for s in spans if s.name == "run traced")

@@ -42,6 +42,9 @@ _DEPLOYMENT_HEADERS = (
     ("x-litellm-model-group", "harness.deployment.group"),
 )
 
+_REQUEST_PARAMS = (("temperature", "gen_ai.request.temperature"), ("max_tokens", "gen_ai.request.max_tokens"),
+                   ("seed", "gen_ai.request.seed"), ("top_p", "gen_ai.request.top_p"))
+
 _next_trace_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("harness_next_trace_id", default=None)
 _ROOT = otel_context.Context()  # no parent: a case's span starts a trace of its own
 
@@ -200,7 +203,7 @@ class RunTracer:
         attrs: dict[str, Any] = {
             "harness.suite": self.suite, "harness.run.id": self.run_id, "harness.case.id": case.id,
             "harness.case.topic": compiled.topic or "", "harness.case.repeat": repeat,
-            "harness.case.source": compiled.source or "", "gen_ai.conversation.id": f"{self.run_id}/{case.id}/{repeat}",
+            "harness.case.source": compiled.source or "",
         }
         if compiled.tags:
             attrs["harness.case.tags"] = list(compiled.tags)
@@ -214,113 +217,131 @@ class RunTracer:
         return span, trace.set_span_in_context(span, context)
 
     def _case_result(self, span: Any, result: Any) -> None:
+        """The case's outcome on its span: status, check counts, the failed checks (one event
+        each, with the check's name, turn and score), the end state and the routes."""
         status = result.status
-        span.set_attribute("harness.case.status", status)
+        attrs: dict[str, Any] = {"harness.case.status": status}
         failed: list[str] = []
         passed = 0
         for c in result.checks:
             if c.skipped:
-                outcome = "skipped"
-            elif c.error:
-                outcome = "error"
-            elif c.passed:
-                outcome = "passed"
-            else:
-                outcome = "failed"
-            if outcome == "passed":
+                continue
+            if c.passed and not c.error:
                 passed += 1
-            elif outcome in ("failed", "error"):
-                failed.append(c.name if c.turn is None else f"{c.name}@{c.turn}")
-            event: dict[str, Any] = {"harness.check.name": c.name, "harness.check.outcome": outcome,
+                continue
+            failed.append(c.name if c.turn is None else f"{c.name}@{c.turn}")
+            event: dict[str, Any] = {"harness.check.name": c.name, "harness.check.outcome": "error" if c.error else "failed",
                                      "harness.check.score": float(c.score)}
             if c.turn is not None:
                 event["harness.turn.index"] = int(c.turn)
             if self.record_content and c.reason:
                 event["harness.check.reason"] = c.reason
             span.add_event("harness.check", event)
-        span.set_attribute("harness.checks.passed", passed)
+        attrs["harness.checks.passed"] = passed
         if failed:
-            span.set_attribute("harness.checks.failed", failed)
+            attrs["harness.checks.failed"] = failed
+        transcript = result.transcript
+        if transcript is not None:
+            outcome = transcript.outcome
+            if outcome.intent:
+                attrs["harness.outcome.intent"] = str(outcome.intent)
+            if outcome.ended_by:
+                attrs["harness.outcome.ended_by"] = str(outcome.ended_by)
+            if outcome.transferred:
+                attrs["harness.outcome.transferred"] = True
+            routes = {t.reply.route for t in transcript.turns if t.reply.route}
+            if routes:
+                attrs["harness.route"] = sorted(routes) if len(routes) > 1 else routes.pop()
         if status == "error":
-            span.set_attribute("error.type", result.error_kind or "error")
+            attrs["error.type"] = result.error_kind or "error"
+        span.set_attributes(attrs)
+        if status == "error":
             span.set_status(Status(StatusCode.ERROR, _described(result.error_kind, result.error, self.record_content)))
         elif status == "failed":
             span.set_status(Status(StatusCode.ERROR, "check failed: " + ", ".join(failed)[:200]))
-        transcript = result.transcript
-        if transcript is not None:
-            outcome_ = transcript.outcome
-            _set(span, "harness.outcome.intent", outcome_.intent)
-            _set(span, "harness.outcome.ended_by", outcome_.ended_by)
-            span.set_attribute("harness.outcome.transferred", bool(outcome_.transferred))
-            routes = sorted({t.reply.route for t in transcript.turns if t.reply.route})
-            if routes:
-                span.set_attribute("harness.route", routes if len(routes) > 1 else routes[0])
 
-    # --- a turn -----------------------------------------------------------------------------
+    # --- spans in a case ----------------------------------------------------------------------
+
+    def _enter(self, name: str, attrs: dict[str, Any], kind: SpanKind = SpanKind.INTERNAL) -> tuple[Any, object]:
+        span = self.tracer.start_span(name, kind=kind, attributes=attrs)
+        return span, otel_context.attach(trace.set_span_in_context(span))
 
     async def turn(self, n: int, kind: str, text: str, reply: Awaitable[T]) -> T:
         attrs: dict[str, Any] = {"harness.turn.index": int(n), "harness.turn.kind": kind}
         if self.record_content and kind != "silence":
             attrs["harness.turn.caller"] = text
-        with self.tracer.start_as_current_span(f"turn {n}", attributes=attrs) as span:
+        span, token = self._enter(f"turn {n}", attrs)
+        try:
             answer = await reply
-            _reply_attributes(span, answer, self.record_content)
+            span.set_attributes(_reply_attributes(answer, self.record_content))
             return answer
-
-    # --- requests ---------------------------------------------------------------------------
+        except BaseException as e:
+            _failed(span, e, self.record_content)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     async def chat(self, client: Any, body: dict[str, Any], send: Callable[[Any, dict[str, Any]], Awaitable[T]]) -> T:
         model = body.get("model")
         attrs: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.system": GEN_AI_SYSTEM,
-                                 "gen_ai.provider.name": GEN_AI_SYSTEM, "gen_ai.request.stream": bool(body.get("stream"))}
-        _put(attrs, "gen_ai.request.model", model)
-        for key, name in (("temperature", "gen_ai.request.temperature"), ("max_tokens", "gen_ai.request.max_tokens"),
-                          ("seed", "gen_ai.request.seed"), ("top_p", "gen_ai.request.top_p")):
+                                 "gen_ai.request.stream": bool(body.get("stream"))}
+        if model:
+            attrs["gen_ai.request.model"] = model
+        for key, name in _REQUEST_PARAMS:
             value = body.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
                 attrs[name] = value
         attrs.update(self._server_of(getattr(client, "url", "")))
-        name = f"chat {model}" if model else "chat"
-        with self.tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attrs,
-                                               record_exception=False, set_status_on_exception=False) as span:
-            try:
-                result = await send(client, body)
-            except Exception as e:
-                _failed(span, e, self.record_content)
-                raise
-            _chat_attributes(span, result, self.record_content)
+        span, token = self._enter(f"chat {model}" if model else "chat", attrs, SpanKind.CLIENT)
+        try:
+            result = await send(client, body)
+            span.set_attributes(_chat_attributes(result, self.record_content))
             return result
+        except BaseException as e:
+            _failed(span, e, self.record_content)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     async def http(self, method: str, url: str, post: Callable[[], Awaitable[T]]) -> T:
-        attrs: dict[str, Any] = {"http.request.method": method, "url.full": _safe_url(url)}
-        attrs.update(self._server_of(url))
-        with self.tracer.start_as_current_span(method, kind=SpanKind.CLIENT, attributes=attrs,
-                                               record_exception=False, set_status_on_exception=False) as span:
-            try:
-                return await post()
-            except Exception as e:
-                _failed(span, e, self.record_content)
-                raise
+        attrs: dict[str, Any] = {"http.request.method": method, **self._server_of(url)}
+        span, token = self._enter(method, attrs, SpanKind.CLIENT)
+        try:
+            return await post()
+        except BaseException as e:
+            _failed(span, e, self.record_content)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     async def judge(self, label: str, verdict: Awaitable[T]) -> T:
-        attrs = {"gen_ai.operation.name": "evaluate", "gen_ai.evaluation.name": label}
-        with self.tracer.start_as_current_span(f"judge {label}", attributes=attrs,
-                                               record_exception=False, set_status_on_exception=False) as span:
-            try:
-                result = await verdict
-            except Exception as e:
-                _failed(span, e, self.record_content)
-                raise
+        span, token = self._enter(f"judge {label}", {"gen_ai.operation.name": "evaluate",
+                                                     "gen_ai.evaluation.name": label})
+        try:
+            result = await verdict
+        except BaseException as e:
+            _failed(span, e, self.record_content)
+            raise
+        else:
+            attrs: dict[str, Any] = {
+                "gen_ai.evaluation.score.label": "skipped" if getattr(result, "skipped", False)
+                else ("pass" if getattr(result, "passed", False) else "fail"),
+                "harness.judge.cached": bool(getattr(result, "cached", False)),
+            }
             score = getattr(result, "score", None)
             if isinstance(score, (int, float)):
-                span.set_attribute("gen_ai.evaluation.score.value", float(score))
-            label_ = "skipped" if getattr(result, "skipped", False) else ("pass" if getattr(result, "passed", False) else "fail")
-            span.set_attribute("gen_ai.evaluation.score.label", label_)
-            span.set_attribute("harness.judge.cached", bool(getattr(result, "cached", False)))
+                attrs["gen_ai.evaluation.score.value"] = float(score)
             reason = getattr(result, "reason", None)
             if self.record_content and isinstance(reason, str) and reason:
-                span.set_attribute("gen_ai.evaluation.explanation", reason)
+                attrs["gen_ai.evaluation.explanation"] = reason
+            span.set_attributes(attrs)
             return result
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     def inject(self, headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
         carrier = dict(headers) if headers else {}
@@ -331,7 +352,7 @@ class RunTracer:
         known = self._server.get(url)
         if known is None:
             parts = urlsplit(url)
-            known = {}
+            known = {"url.full": _safe_url(url)} if url else {}
             if parts.hostname:
                 known["server.address"] = parts.hostname
                 port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
@@ -403,58 +424,62 @@ class RunTracer:
 # --- attributes ----------------------------------------------------------------------------
 
 
-def _reply_attributes(span: Any, reply: Any, record_content: bool) -> None:
-    _set(span, "harness.route", getattr(reply, "route", None))
-    _set(span, "gen_ai.response.model", getattr(reply, "model", None))
-    for attr, name in (("first_token_ms", "harness.turn.first_token_ms"), ("total_ms", "harness.turn.total_ms")):
-        value = getattr(reply, attr, None)
-        if isinstance(value, (int, float)):
-            span.set_attribute(name, float(value))
-    for attr, name in (("tokens_in", "gen_ai.usage.input_tokens"), ("tokens_out", "gen_ai.usage.output_tokens")):
-        value = getattr(reply, attr, None)
-        if isinstance(value, int):
-            span.set_attribute(name, value)
+def _reply_attributes(reply: Any, record_content: bool) -> dict[str, Any]:
+    """A turn's answer as attributes (the model, tokens and timing of each request are on its
+    client span): the route that served it, time to first token, retries, a hang-up."""
+    attrs: dict[str, Any] = {}
+    route = getattr(reply, "route", None)
+    if route:
+        attrs["harness.route"] = str(route)
+    first = getattr(reply, "first_token_ms", None)
+    if isinstance(first, (int, float)):
+        attrs["harness.turn.first_token_ms"] = float(first)
     attempts = getattr(reply, "attempts", None)
-    if isinstance(attempts, int):
-        span.set_attribute("harness.turn.attempts", attempts)
+    if isinstance(attempts, int) and attempts != 1:
+        attrs["harness.turn.attempts"] = attempts
     if getattr(reply, "ended", False):
-        span.set_attribute("harness.turn.ended_call", True)
+        attrs["harness.turn.ended_call"] = True
     if record_content:
         text = getattr(reply, "text", None)
         if isinstance(text, str):
-            span.set_attribute("harness.turn.reply", text)
+            attrs["harness.turn.reply"] = text
+    return attrs
 
 
-def _chat_attributes(span: Any, result: Any, record_content: bool) -> None:
-    _set(span, "gen_ai.response.model", result.model)
-    _set(span, "gen_ai.openai.response.system_fingerprint", result.fingerprint)
+def _chat_attributes(result: Any, record_content: bool) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    if result.model:
+        attrs["gen_ai.response.model"] = result.model
+    if result.fingerprint:
+        attrs["gen_ai.openai.response.system_fingerprint"] = result.fingerprint
     if result.finish_reason:
-        span.set_attribute("gen_ai.response.finish_reasons", [result.finish_reason])
-    if result.tokens_in is not None:
-        span.set_attribute("gen_ai.usage.input_tokens", result.tokens_in)
-    if result.tokens_out is not None:
-        span.set_attribute("gen_ai.usage.output_tokens", result.tokens_out)
+        attrs["gen_ai.response.finish_reasons"] = (result.finish_reason,)
+    tokens_in, tokens_out = result.tokens_in, result.tokens_out
+    if tokens_in is not None:
+        attrs["gen_ai.usage.input_tokens"] = tokens_in
+    if tokens_out is not None:
+        attrs["gen_ai.usage.output_tokens"] = tokens_out
     if result.first_token_ms is not None:
-        span.set_attribute("gen_ai.response.time_to_first_chunk", result.first_token_ms / 1000)
+        attrs["gen_ai.response.time_to_first_chunk"] = result.first_token_ms / 1000
     data = result.data
-    if isinstance(data, dict) and isinstance(data.get("id"), str):
-        span.set_attribute("gen_ai.response.id", data["id"])
+    if data is not None and isinstance(data.get("id"), str):
+        attrs["gen_ai.response.id"] = data["id"]
     headers = result.headers
-    if headers:
+    if headers and ("x-litellm-model-name" in headers or "x-litellm-model-id" in headers):
         for header, name in _DEPLOYMENT_HEADERS:
             value = headers.get(header)
             if value:
-                span.set_attribute(name, str(value)[:200])
+                attrs[name] = str(value)[:200]
         base = headers.get("x-litellm-model-api-base")
-        if base:
-            host = urlsplit(str(base)).hostname
-            if host:
-                span.set_attribute("harness.deployment.api_base_host", host)
+        host = urlsplit(str(base)).hostname if base else None
+        if host:
+            attrs["harness.deployment.api_base_host"] = host
         fallbacks = headers.get("x-litellm-attempted-fallbacks")
         if fallbacks and fallbacks.strip() not in ("0", ""):
-            span.set_attribute("harness.route", "fallback")
+            attrs["harness.route"] = "fallback"
     if record_content and result.text:
-        span.set_attribute("gen_ai.output.messages", result.text)
+        attrs["gen_ai.output.messages"] = result.text
+    return attrs
 
 
 def _failed(span: Any, e: BaseException, record_content: bool) -> None:
