@@ -233,7 +233,7 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
         extra={"shard": options.shard} if options.shard else {},  # the store adds the process itself
     )
     store.start_run(run)
-    writer = ResultWriter(store, run.run_id)
+    writer = ResultWriter(store, run.run_id, spill=True)  # a refused result goes to a spill file
     results: list[CaseResult] = []
     progress = None
     if options.progress and console is not None:
@@ -270,6 +270,9 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
     aborted = stats.aborted if stats else None
     if aborted:
         status, message = "aborted", aborted
+    warnings: list[str] = []
+    if writer.problem:  # the store refused some results: they are in the spill file, the run is incomplete
+        status, message, aborted = "incomplete", writer.problem, None
     lost = lock is not None and not lock.check()  # taken over: stop, keep what finished, touch nothing of theirs
     if lost:
         status, message, aborted = "incomplete", lock.lost_message(len(results), len(items)), None
@@ -283,12 +286,16 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
         run.extra["requests"] = stats.requests.requests
         run.extra["retries"] = stats.requests.retries
         run.extra["infra_errors"] = dict(stats.requests.by_kind)
-    warnings: list[str] = []
     if status != "incomplete":
         code = _analyse(store, suite, run, results, items, code, warnings)
         run.exit_code = int(code)
-    store.finish_run(run.run_id, status=status, ended=run.ended, exit_code=run.exit_code, counts=counts,
-                     message=message)
+    try:
+        store.finish_run(run.run_id, status=status, ended=run.ended, exit_code=run.exit_code, counts=counts,
+                         message=message)
+    except HarnessError as e:  # the results are stored or spilled; the summary still follows
+        if not writer.problem:
+            raise
+        warnings.append(f"run {run.run_id} could not be marked {status} in the store: {e.line()}")
     if options.accept_baseline:
         _accept_if_green(store, run, counts, warnings)
     outcome = RunOutcome(run=run, results=results, exit_code=code, warnings=warnings)
