@@ -51,7 +51,8 @@ def run(
     case_id: List[str] = typer.Option(
         [], "--id", metavar="GLOB", help="Only case ids matching this glob, e.g. 'rsv-*'."
     ),
-    repeat: Optional[int] = typer.Option(None, "--repeat", "-n", metavar="N", min=1, help="Run every case N times."),
+    repeat: Optional[int] = typer.Option(None, "--repeat", "-n", metavar="N", min=1, max=1000,
+                                          help="Run every case N times (at most 1000, like repeat:)."),
     concurrency: Optional[int] = typer.Option(
         None, "--concurrency", "-c", metavar="N", min=1, help="Calls in flight at once."
     ),

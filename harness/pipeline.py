@@ -242,7 +242,12 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
         progress = ProgressReporter(console)
         progress.start(len(items))
 
+    from .records import cut_long_answers, max_stored_answer_chars
+
+    answer_limit = max_stored_answer_chars()
+
     def collect(result: CaseResult) -> None:
+        cut_long_answers(result, answer_limit)  # the checks saw all of it; the store keeps a bounded copy
         writer.add(result)
         results.append(result)
         if progress is not None:

@@ -231,3 +231,31 @@ class RunInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# An answer kept in the store and the reports is cut to this many characters, with a marker
+# saying how much was cut (HARNESS_MAX_STORED_ANSWER_CHARS). The checks saw all of it.
+DEFAULT_MAX_STORED_ANSWER_CHARS = 100_000
+
+
+def max_stored_answer_chars() -> int:
+    import os
+
+    raw = os.environ.get("HARNESS_MAX_STORED_ANSWER_CHARS", "").strip()
+    try:
+        return max(1000, int(raw)) if raw else DEFAULT_MAX_STORED_ANSWER_CHARS
+    except ValueError:
+        return DEFAULT_MAX_STORED_ANSWER_CHARS
+
+
+def cut_long_answers(result: CaseResult, limit: int) -> None:
+    """Cut every reply text (and check reason) of `result` longer than `limit` characters, in place."""
+    t = result.transcript
+    if t is not None:
+        for turn in t.turns:
+            text = turn.reply.text
+            if text and len(text) > limit:
+                turn.reply.text = f"{text[:limit]}… [cut: {len(text) - limit:,} more characters]"
+    for c in result.checks:
+        if c.reason and len(c.reason) > limit:
+            c.reason = f"{c.reason[:limit]}… [cut: {len(c.reason) - limit:,} more characters]"

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError
 from ..spec import Suite
-from ._cases import all_cases, display_path
+from ._cases import all_cases, display_path, walk_files
 from ._errors import validation_errors_to_config_errors
 from ._golden import GOLDEN_EXPECTED, golden_file_errors
 from ._suite import SUITE_EXPECTED, suite_file_errors, suite_position_of, suite_target_raw
@@ -47,7 +47,7 @@ def _expand(paths: list[str], errors: list[ConfigError]) -> list[str]:
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            found = sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix in (".yaml", ".yml"))
+            found = sorted(f for f in walk_files(str(path)) if f.endswith((".yaml", ".yml")))
             if not found:
                 errors.append(ConfigError("no YAML files in this folder (expected *.yaml or *.yml files)", path=p))
             out.extend(found)
