@@ -34,7 +34,9 @@ def _console(stderr: bool = False):
 
 
 def _fail(err: HarnessError) -> "typer.Exit":
-    _console(stderr=True).print(f"error: {err.line()}", markup=False, soft_wrap=True)
+    from .secrets import mask
+
+    _console(stderr=True).print(f"error: {mask(err.line())}", markup=False, soft_wrap=True)
     return typer.Exit(int(err.exit_code))
 
 
@@ -122,10 +124,12 @@ def run(
         print(f"{outcome.run.status}: {c.get('passed', 0)} passed, {c.get('failed', 0)} failed, "
               f"{c.get('error', 0)} error, {c.get('not_run', 0)} not run"
               + (f"; verdict: {verdict.name}" if verdict else ""), flush=True)
+    from .secrets import mask
+
     if outcome.run.message:
-        _console(stderr=True).print(f"error: {outcome.run.message}", markup=False, soft_wrap=True)
+        _console(stderr=True).print(f"error: {mask(outcome.run.message)}", markup=False, soft_wrap=True)
     for w in outcome.warnings:
-        _console(stderr=True).print(f"warning: {w}", markup=False, soft_wrap=True)
+        _console(stderr=True).print(f"warning: {mask(w)}", markup=False, soft_wrap=True)
     raise typer.Exit(int(outcome.exit_code))
 
 

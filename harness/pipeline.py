@@ -291,6 +291,10 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
     run.status = status
     run.counts = counts
     run.exit_code = int(code)
+    if message:
+        from .secrets import mask
+
+        message = mask(message)  # a store or target error line may quote a server that echoed a key
     run.message = message
     if stats is not None:
         run.extra["requests"] = stats.requests.requests

@@ -139,10 +139,6 @@ def _v3_feature_tables(conn: Connection) -> None:
 _V4_WIDENED = {
     "runs": ("suite", "model", "host", "group"),
     "results": ("case_id", "topic", "model", "fingerprint"),
-    "baselines": ("suite", "model"),
-    "baseline_cases": ("case_id", "topic"),
-    "suite_locks": ("name",),
-    "schedule_state": ("suite",),
 }
 
 

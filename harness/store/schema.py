@@ -33,9 +33,9 @@ from sqlalchemy import (
 )
 
 # Bump together with a new step in migrations.MIGRATIONS.
-# Text, not String(n), for every value that comes from a suite, a case or a model server
-# (case ids, topics, suite names, model names, fingerprints): PostgreSQL enforces a
-# VARCHAR length and one long value would fail a whole batch of results (v4).
+# Text, not String(n), in runs and results for every value that comes from a suite, a case
+# or a model server (case ids, topics, suite names, model names, fingerprints): PostgreSQL
+# enforces a VARCHAR length and one long value would fail a whole batch of results (v4).
 SCHEMA_VERSION = 4
 
 metadata = MetaData()
@@ -122,13 +122,13 @@ baselines = Table(
     "baselines",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("suite", Text, nullable=False, index=True),
+    Column("suite", String(200), nullable=False, index=True),
     Column("run_id", String(128), nullable=False),
     Column("accepted_at", Double, nullable=False),
     Column("accepted_by", String(200)),
     Column("note", Text),
     Column("git_sha", String(64)),
-    Column("model", Text),
+    Column("model", String(200)),
     Column("run_started", Double, nullable=False),
     # [[route, model, fingerprint, replies], ...] over the whole run
     Column("serving", JSON, nullable=False),
@@ -139,8 +139,8 @@ baseline_cases = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("baseline_id", Integer, ForeignKey("baselines.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("case_id", Text, nullable=False),
-    Column("topic", Text, nullable=False),
+    Column("case_id", String(200), nullable=False),
+    Column("topic", String(100), nullable=False),
     Column("data", JSON, nullable=False),  # CaseObs.to_dict(): statuses, answers, scores, turn_ms, serving
 )
 
@@ -148,7 +148,7 @@ baseline_cases = Table(
 suite_locks = Table(
     "suite_locks",
     metadata,
-    Column("name", Text, primary_key=True),
+    Column("name", String(255), primary_key=True),
     Column("owner", String(200), nullable=False),  # host:pid:random, unique per holder
     Column("host", String(200), nullable=False),
     Column("pid", Integer, nullable=False),
@@ -162,7 +162,7 @@ suite_locks = Table(
 schedule_state = Table(
     "schedule_state",
     metadata,
-    Column("suite", Text, primary_key=True),
+    Column("suite", String(200), primary_key=True),
     Column("last_fire", Double, nullable=False),  # epoch seconds
     Column("run_id", String(128)),
 )
