@@ -263,12 +263,14 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
     extras = {"judge": judge, "judge_when": suite.judge.when} if judge is not None else {}
     runner = Runner(target, on_result=collect, extras=extras)
     status, message = "complete", None
+    interrupted = False
     stats = None
     try:
         gc.freeze()  # with everything the run set up (modules, store, plan): see _GC_NOTE
         stats = _run_async(runner, items, target, judge, run, lock)
     except KeyboardInterrupt:
         status, message = "incomplete", "stopped by a signal before every case ran"
+        interrupted = True
     finally:
         if progress is not None:
             progress.stop()
@@ -287,6 +289,8 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
     if lost:
         status, message, aborted = "incomplete", lock.lost_message(len(results), len(items)), None
     code = exit_code_for(counts, aborted) if status != "incomplete" else ExitCode.UNREACHABLE
+    if interrupted and status == "incomplete":
+        code = ExitCode.INTERRUPTED
     run.ended = time.time()
     run.status = status
     run.counts = counts
@@ -378,7 +382,7 @@ def _run_async(runner, items, target, judge=None, run: RunInfo | None = None, lo
         if lock is not None:  # a lock taken over stops the run like a signal (no new cases start)
             lock.on_lost = lambda: _call_soon(loop, task.cancel)
         installed = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGTERM)):
             try:
                 loop.add_signal_handler(sig, task.cancel)
                 installed.append(sig)

@@ -116,3 +116,54 @@ def test_repeat_on_the_command_line_is_bounded_like_repeat_in_a_suite(project: P
     _suite(project, "{kind: sim}")
     out = project.harness("run", "suites/s.yaml", "--store", project.store_url, "-n", "100000000")
     assert out.returncode == 2 and "1000" in out.stderr, out.stderr
+
+
+def test_sighup_stops_a_run_like_sigterm_and_an_interrupted_run_exits_130(project: Project) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    cases = "\n".join(f"  - id: q-{i:03d}\n    prompt: What are your hours?\n    expect: [{{contains: '11'}}]"
+                      for i in range(300))
+    project.write("golden/q.yaml", "topic: question\ncases:\n" + cases + "\n")
+    project.write("suites/s.yaml", """
+        name: hup
+        golden: ["golden/**/*.yaml"]
+        target: {kind: sim, latency_ms: 100, limits: {concurrency: 4}}
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "suites/s.yaml", "--store", project.store_url,
+                             "--no-progress", "-q"], cwd=project.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    from harness.store import Store
+
+    with Store.open(project.store_url) as store:
+        run = store.get_run("latest")
+        assert run.status == "incomplete" and run.ended is not None
+
+
+def test_validate_sees_a_case_id_used_twice_like_run(project: Project) -> None:
+    project.write("golden/a.yaml", """
+        topic: question
+        cases:
+          - id: same
+            prompt: hello
+            expect: [{contains: a}]
+          - id: same
+            prompt: hello again
+            expect: [{contains: a}]
+    """)
+    project.write("golden/b.yaml", """
+        topic: question
+        cases:
+          - id: same
+            prompt: hello
+            expect: [{contains: a}]
+    """)
+    out = project.harness("validate", "golden")
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = [line for line in out.stderr.splitlines() if "duplicate case id 'same'" in line]
+    assert len(lines) == 2 and "golden/a.yaml:6:5" in lines[0] and "golden/b.yaml:3:5" in lines[1], out.stderr
