@@ -293,7 +293,7 @@ def _loader_attr(name: str) -> property:
 
 
 def fault_text(name: Any, value: Any) -> str:
-    """One fault of a `{name: value}` mapping as the "name:value" text the sim reads."""
+    """One fault of a `{name: value}` mapping as the "name:value" text a target reads."""
     return str(name) if value is None else f"{name}:{value}"
 
 
@@ -309,8 +309,8 @@ class CaseSpec(Strict):
     prompt: str | None = None
     caller: CallerSpec | None = Field(default=None, description="a goal-driven caller instead of scripted turns")
     faults: list[str] = Field(default_factory=list,
-                              description="sim faults active during this call (chaos cases): a name, 'name:value' "
-                                          "or {name: value}, as in a sim target's faults")
+                              description="faults the target injects during this call (chaos cases): a name, "
+                                          "'name:value' or {name: value}, as in the target's own faults")
     expect: list[CheckSpec] = Field(default_factory=list)
     outcome: OutcomeSpec | None = None
     budgets: Budgets | None = None
@@ -331,8 +331,8 @@ class CaseSpec(Strict):
     @field_validator("faults", mode="before")
     @classmethod
     def _fault_mappings(cls, v: Any) -> Any:
-        """`{latency: 800}` is "latency:800", as in a sim target's faults; names and values are
-        checked by the loader, each at its own position (harness.loading._calls)."""
+        """`{latency: 800}` is "latency:800", as in a target's faults; names and values are
+        checked by the target that runs the case, each at its own position (harness.targets.fault_errors)."""
         if not isinstance(v, list):
             return v
         out: list[Any] = []

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError, Position
 from ..secrets import is_secret_field, register
-from ._yaml import PosDict, PosList
+from ..yamlio import PosDict, PosList
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

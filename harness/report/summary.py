@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..records import CaseResult, RunInfo
-from ..stats import percentile
+from ..percentiles import percentile
 from ..verdict import Evidence, Verdict, VerdictClass
 from ._common import one_line
 
