@@ -138,7 +138,7 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
     if lost:
         status, message, aborted = "incomplete", lock.lost_message(len(results), len(items)), None
     code = exit_code_for(counts, aborted) if status != "incomplete" else ExitCode.UNREACHABLE
-    if interrupted and status == "incomplete":
+    if interrupted and status == "incomplete" and not lost and not recording.problem:
         code = ExitCode.INTERRUPTED
     if message:
         from .secrets import mask
