@@ -35,7 +35,7 @@ def store(tmp_path):
     ids = []
     for faults in ((), ("model_update",)):
         out = run_suite(str(tmp_path / "suite.yaml"),
-                        RunOptions(sim_faults=faults, store_url=url, write_reports=False, progress=False))
+                        RunOptions(target_options={"--sim-fault": faults}, store_url=url, write_reports=False, progress=False))
         ids.append(out.run.run_id)
     return url, ids
 

@@ -118,7 +118,7 @@ def test_chaos_suite_fails_when_every_call_loses_its_models(tmp_path):
     from harness.pipeline import RunOptions, run_suite
 
     options = RunOptions(store_url=f"sqlite:///{tmp_path}/h.db", write_reports=False, progress=False, lock=False,
-                         sim_faults=("full_outage",))
+                         target_options={"--sim-fault": ("full_outage",)})
     outcome = run_suite(str(ROOT / "suites" / "chaos.yaml"), options)
     assert int(outcome.exit_code) == 3  # every call lost its model: infra, said as such
     assert outcome.run.extra["verdict"]["class"] == "infra"

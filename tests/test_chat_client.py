@@ -27,6 +27,7 @@ from harness.judge import JudgeService
 from harness.records import AgentReply, Transcript, Turn
 from harness.runner import Runner, compile_case, plan_items
 from harness.spec import CallerModelSpec, CaseSpec, CheckSpec, JudgeSpec
+from harness.store.judge_cache import JudgeCacheTables
 from harness.targets import create
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -69,8 +70,8 @@ async def via_target(mock: MockOpenAI, stream: bool = True) -> str:
 
 async def via_judge(mock: MockOpenAI, tmp_path: Path) -> str:
     spec = JudgeSpec(base_url=mock.base_url, model="judge-m", api_key=KEY, headers={"X-Api-Key": HEADER_SECRET})
-    svc = JudgeService.from_spec(spec, root=ROOT, cache=f"sqlite:///{tmp_path / 'cache.db'}", retries=0,
-                                 backoff_s=0.01)
+    svc = JudgeService.from_spec(spec, root=ROOT, cache=JudgeCacheTables.open(f"sqlite:///{tmp_path / 'cache.db'}"),
+                                 retries=0, backoff_s=0.01)
     check = compile_check(CheckSpec.model_validate({"judge": "greets the caller"}), scope="turn")
     turn = Turn(index=1, caller="hi", reply=AgentReply(text="Hello, Sakura Restaurant."))
     try:

@@ -69,7 +69,7 @@ def day(tmp_path, monkeypatch):
 
     def run(*faults: str, seed: int = 1, sha: str = "a1", accept: bool = False):
         monkeypatch.setenv("HARNESS_GIT_SHA", sha)
-        options = RunOptions(sim_faults=faults, env={"SIM_SEED": str(seed)}, store_url=store,
+        options = RunOptions(target_options={"--sim-fault": faults}, env={"SIM_SEED": str(seed)}, store_url=store,
                              write_reports=False, progress=False, accept_baseline=accept)
         return run_suite(str(suite), options)
 

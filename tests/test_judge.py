@@ -18,6 +18,7 @@ from harness.judge import JudgeService
 from harness.records import AgentReply, CheckResult, Outcome, Transcript, Turn
 from harness.runner import Runner, compile_case, plan_items
 from harness.spec import CaseSpec, CheckSpec, JudgeSpec
+from harness.store.judge_cache import JudgeCacheTables
 from harness.targets import CallContext, Conversation, Target, TargetConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -43,7 +44,7 @@ def cache_url(tmp_path: Path) -> str:
 
 def make_service(server: MockJudge, cache_url: str, **spec: Any) -> JudgeService:
     return JudgeService.from_spec(JudgeSpec(base_url=server.url, model="judge-model", **spec), root=ROOT,
-                                  cache=cache_url)
+                                  cache=JudgeCacheTables.open(cache_url))
 
 
 def compiled(raw: Any, scope: str = "turn"):
@@ -310,7 +311,7 @@ def test_a_broken_rubric_file_is_a_positioned_config_error(tmp_path, judge_serve
     (tmp_path / "rubrics" / "r.yaml").write_text("name: r\nversion: 1\ncriteria: ok\nthreshold: 2\n")
     with pytest.raises(ConfigError) as e:
         JudgeService.from_spec(JudgeSpec(base_url=judge_server.url or "http://127.0.0.1:9/v1", model="m"),
-                               root=str(tmp_path), cache=f"sqlite:///{tmp_path / 'c.db'}")
+                               root=str(tmp_path), cache=JudgeCacheTables.open(f"sqlite:///{tmp_path / 'c.db'}"))
     assert "r.yaml:4:" in e.value.line() and "threshold" in e.value.line()
 
 
@@ -318,7 +319,7 @@ async def test_an_unreachable_judge_is_an_error_not_a_failure(cache_url, tmp_pat
     async with MockJudge() as server:
         url = server.url  # closed at once: nothing listens there any more
     svc = JudgeService.from_spec(JudgeSpec(base_url=url, model="m", api_key="sk-secret-123"), root=ROOT,
-                                 cache=cache_url, retries=1, backoff_s=0.01)
+                                 cache=JudgeCacheTables.open(cache_url), retries=1, backoff_s=0.01)
     result = await compiled({"judge": {"rubric": "polite-and-concise"}}).run(answer(GOOD, service=svc))
     stats = svc.stats()
     await svc.aclose()

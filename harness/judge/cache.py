@@ -4,7 +4,8 @@ An unchanged answer judged by an unchanged judge against an unchanged rubric get
 same verdict, so tomorrow's run should not pay for it again. Rows live in any SQLAlchemy
 database (by default `<root>/.harness/judge-cache.db`, SQLite in WAL mode) in tables
 prefixed `judge_`, so they can share a PostgreSQL database with the run history. The
-tables and their statements belong to the store (`harness.store.judge_cache`).
+tables and their statements belong to the store (`harness.store.judge_cache`), which hands
+them to the judge when a run is planned; the judge sees only the `CacheTables` surface.
 
 Scores are stored, not pass/fail: the pass is recomputed against the threshold the check
 asks for today. New rows are buffered and written in one transaction per batch, so a run
@@ -18,13 +19,25 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ..store.judge_cache import JudgeCacheTables
+from typing import Any, Mapping, Protocol, Sequence
 
 FLUSH_EVERY = 200
+
+
+class CacheTables(Protocol):
+    """Where the cache's rows live: the store's `JudgeCacheTables` (`store.judge_cache(root)`).
+    Rows cross as plain dicts and strings; this module decides what they mean."""
+
+    def verdict(self, key: str) -> Mapping[str, Any] | None: ...
+
+    def steps(self, key: str) -> str | None: ...
+
+    def meta(self, key: str) -> str | None: ...
+
+    def write(self, *, verdicts: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]],
+              meta: Mapping[str, str]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -39,21 +52,12 @@ class CachedVerdict:
     created: float = field(default_factory=time.time)
 
 
-def default_url(root: str | Path) -> str:
-    return f"sqlite:///{Path(root).resolve() / '.harness' / 'judge-cache.db'}"
-
-
 class JudgeCache:
     """Verdicts and steps by key; reads go to memory first, then the database."""
 
-    def __init__(self, url_or_tables: str | JudgeCacheTables):
-        """`url_or_tables`: a SQLAlchemy URL of the cache's own database, or the tables in a
-        shared history store (`store.judge_cache()`)."""
-        if isinstance(url_or_tables, str):
-            from ..store.judge_cache import JudgeCacheTables
-
-            url_or_tables = JudgeCacheTables.open(url_or_tables)
-        self.tables = url_or_tables
+    def __init__(self, tables: CacheTables):
+        """`tables`: the cache's rows, from the store (`store.judge_cache(root)`)."""
+        self.tables = tables
         self._verdicts: dict[str, CachedVerdict] = {}
         self._steps: dict[str, list[str]] = {}
         self._pending_verdicts: dict[str, CachedVerdict] = {}

@@ -29,14 +29,13 @@ from ..errors import ConfigError, HarnessError
 from ..normalize import normalize_text
 from ..spec import JudgeSpec
 from ..targets.pricing import Price, cost_of
-from .cache import CachedVerdict, JudgeCache, default_url
+from .cache import CachedVerdict, CacheTables, JudgeCache
 from ._errors import JudgeError
 from .canaries import LoadedCanary, load_canaries
 from .rubrics import Criteria, Rubric, load_rubrics, rubrics_dir, unknown_rubric
 
 if TYPE_CHECKING:
     from ..chat import ChatClient, ChatResult
-    from ..store.judge_cache import JudgeCacheTables
     from .client import JudgeModel
 
 Kind = Literal["answer", "call"]
@@ -119,14 +118,14 @@ class JudgeService:
         self._cost = 0.0
 
     @classmethod
-    def from_spec(cls, spec: JudgeSpec, *, root: str, cache: str | JudgeCacheTables | None = None,
+    def from_spec(cls, spec: JudgeSpec, *, root: str, cache: CacheTables | None = None,
                   retries: int = 3, backoff_s: float = 0.5) -> "JudgeService":
         """Build the service for a suite's `judge:` block.
 
         Rubrics (`<root>/rubrics/*.yaml`), canary files and prices are read and checked
         here, before the run, so their mistakes are configuration errors (exit 2). `cache`
-        is a SQLAlchemy URL or the cache tables of a shared store (`store.judge_cache()`); by
-        default `<root>/.harness/judge-cache.db`.
+        holds the verdict cache's rows, handed over by the store (`store.judge_cache(root)`);
+        without it (or with `cache: false` in the spec) nothing is remembered between runs.
         `retries` and `backoff_s` govern retries of transient judge failures (429, 5xx,
         timeouts, refused connections).
         """
@@ -141,8 +140,8 @@ class JudgeService:
                 loc = ".".join(str(p) for p in err["loc"])
                 raise ConfigError(f"judge.prices.{model}.{loc}: {err['msg']} "
                                   "(expected {input_per_mtok: USD, output_per_mtok: USD})") from None
-        store = JudgeCache(cache or default_url(root)) if spec.cache else None
-        return cls(spec, root=root, rubrics=rubrics, canaries=canaries, cache=store, prices=prices,
+        memory = JudgeCache(cache) if spec.cache and cache is not None else None
+        return cls(spec, root=root, rubrics=rubrics, canaries=canaries, cache=memory, prices=prices,
                    retries=retries, backoff_s=backoff_s)
 
     # --- public API ------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 A call script that cannot be satisfied must fail at validation time, not mid-run: a slot
 name the agent has never heard of (`facts: {party: 4}`), a `slots` expectation naming such
-a slot, a sim fault that does not exist. Slot names are the built-in ones
+a slot, a fault the target cannot inject. Slot names are the built-in ones
 (`spec.SLOT_NAMES`) plus any a golden file declares in its own `slots:` list, so an agent
 with other slots (a clinic's `doctor`) is one line away.
 

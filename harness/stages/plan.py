@@ -11,7 +11,7 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import InitVar, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +49,6 @@ class RunOptions:
     group: str | None = None  # run group shared by the shards of one CI job; default from env
     lock: bool = True  # hold the suite's lock in the store while running (harness.locks)
     lock_stale_s: float | None = None  # a silent lock holder is presumed dead after this
-    # The embedded agent's `--sim-fault` values, as callers written before targets brought
-    # their own options pass them; the same as target_options={"--sim-fault": (...)}.
-    sim_faults: InitVar[tuple[str, ...]] = ()
-
-    def __post_init__(self, sim_faults: tuple[str, ...]) -> None:
-        if sim_faults:
-            self.target_options = {**self.target_options,
-                                   "--sim-fault": (*self.target_options.get("--sim-fault", ()), *sim_faults)}
 
 
 @dataclass
@@ -157,16 +149,22 @@ def with_judge(plan: Plan, store) -> Plan:
 def _judge_service(suite, store):
     """The suite's LLM judge, if it has one; rubric and canary mistakes surface here, before the run.
 
-    Its verdict cache sits beside the history: in the store's own database when that is a
-    server (PostgreSQL), which every runner sharing the history reaches, so a CI job on a
-    fresh machine does not pay to judge yesterday's answers again; else in a SQLite file next
-    to the history file (`.harness/judge-cache.db`).
+    Its verdict cache sits beside the history, and the store hands its tables over: in the
+    store's own database when that is a server (PostgreSQL), which every runner sharing the
+    history reaches, so a CI job on a fresh machine does not pay to judge yesterday's answers
+    again; else in a SQLite file next to the history file (`.harness/judge-cache.db`).
     """
     if suite.judge is None:
         return None
     from ..judge import JudgeService
 
-    return JudgeService.from_spec(suite.judge, root=suite.root, cache=store.judge_cache() if store.shared else None)
+    tables = store.judge_cache(suite.root) if suite.judge.cache else None
+    try:
+        return JudgeService.from_spec(suite.judge, root=suite.root, cache=tables)
+    except BaseException:
+        if tables is not None:
+            tables.close()
+        raise
 
 
 def run_info(plan: Plan) -> RunInfo:

@@ -1,9 +1,10 @@
 """The judge's cache tables (`judge_verdicts`, `judge_steps`, `judge_meta`), wherever they live.
 
-By default in their own SQLite file, `<root>/.harness/judge-cache.db` (WAL, a busy timeout:
-CI shards share it); with a shared history store (PostgreSQL) in the store's own database,
-via `store.judge_cache()`. Either way the tables are created when missing. Values cross
-this boundary as plain dicts and strings; `harness.judge.cache` decides what they mean.
+Beside a SQLite history in their own SQLite file, `<root>/.harness/judge-cache.db` (WAL, a
+busy timeout: CI shards share it); with a shared history store (PostgreSQL) in the store's
+own database. `store.judge_cache(root)` picks, and the plan hands the tables to the judge.
+Either way the tables are created when missing. Values cross this boundary as plain dicts
+and strings; `harness.judge.cache` decides what they mean.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from ..errors import ConfigError
 from .schema import judge_meta, judge_metadata, judge_steps, judge_verdicts
 from .store import StoreError, _one_line, redact_url
+
+
+def default_url(root: str | Path) -> str:
+    """The judge cache's own SQLite file in a project: `<root>/.harness/judge-cache.db`."""
+    return f"sqlite:///{Path(root).resolve() / '.harness' / 'judge-cache.db'}"
 
 
 def _make_engine(url_text: str) -> Engine:

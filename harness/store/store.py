@@ -426,11 +426,16 @@ class Store:
         SQLite store, whose one shared connection would serialise or corrupt them)."""
         return not isinstance(self._engine.pool, StaticPool)
 
-    def judge_cache(self) -> Any:
-        """The judge's cache tables in this store's own database (see `store.judge_cache`)."""
-        from .judge_cache import JudgeCacheTables
+    def judge_cache(self, root: str | None = None) -> Any:
+        """The judge's cache tables (see `store.judge_cache`): in this store's own database
+        when it is a server (PostgreSQL), which every runner sharing the history reaches, or
+        when no `root` is given; else in their own SQLite file beside a SQLite history,
+        `<root>/.harness/judge-cache.db`. The caller closes them."""
+        from .judge_cache import JudgeCacheTables, default_url
 
-        return JudgeCacheTables(self._engine, owns_engine=False)
+        if root is None or self.shared:
+            return JudgeCacheTables(self._engine, owns_engine=False)
+        return JudgeCacheTables.open(default_url(root))
 
     def _error(self, action: str, exc: BaseException) -> StoreError:
         return StoreError(f"store {self.display_url}: could not {action}: {_one_line(exc)}")
