@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-list_app = typer.Typer(help="List what is available: checks, targets.", no_args_is_help=True)
+list_app = typer.Typer(help="List what is available: checks, targets, notifiers.", no_args_is_help=True)
 app.add_typer(list_app, name="list")
 
 
@@ -185,9 +185,11 @@ def validate(
 ) -> None:
     """Check golden and suite files for mistakes without running anything."""
     from .loading import validate_paths
+    from .notify import suite_errors as notifier_errors
 
     try:
-        errors, checked = validate_paths(paths)
+        # the loader checks what sits at or below its layer; the notifiers (above it) add their own
+        errors, checked = validate_paths(paths, suite_checks=(notifier_errors,))
     except HarnessError as e:
         raise _fail(e)
     err = _console(stderr=True)
@@ -230,6 +232,21 @@ def list_targets() -> None:
         fields = ", ".join(n for n in cls.config_model.model_fields if n not in ("kind",))
         doc = (cls.description or (cls.__doc__ or "").strip().splitlines()[0] if (cls.description or cls.__doc__) else "")
         table.add_row(kind, fields, doc)
+    _console().print(table)
+
+
+@list_app.command("notifiers")
+def list_notifiers() -> None:
+    """The destinations a suite's `notify:` block can send each run to."""
+    from rich.table import Table
+
+    from .notify import registry
+
+    table = Table("notifier", "settings", "description", box=None)
+    for name, cls in sorted(registry().items()):
+        fields = ", ".join(cls.config_model.model_fields)
+        doc = cls.description or next(iter((cls.__doc__ or "").strip().splitlines()), "")
+        table.add_row(name, fields, doc)
     _console().print(table)
 
 

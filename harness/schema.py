@@ -3,7 +3,8 @@
 Editors (VS Code's YAML extension, for one) use it to complete keys and flag mistakes
 while typing. It is generated, never written by hand, so it cannot drift from what the
 loader accepts: the models give the shape, the check registry gives the keys an `expect`
-item may use, the target registry gives each target kind's settings.
+item may use, the target registry gives each target kind's settings, the notifier registry
+each `notify:` entry's settings.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def json_schema(kind: Literal["golden", "suite"]) -> dict[str, Any]:
         target = _target_schema(defs)
         if target is not None:
             defs["TargetSpec"] = target
+        _notifier_entries(defs)
     _drop_unused_defs(schema)
     return {"$schema": _DIALECT, **schema}
 
@@ -129,6 +131,23 @@ def _target_schema(defs: dict[str, Any]) -> dict[str, Any] | None:
             schema["description"] = cls.description
         options.append(schema)
     return {"oneOf": options} if options else None
+
+
+def _notifier_entries(defs: dict[str, Any]) -> None:
+    """`notify:` holds shared settings and one entry per registered notifier, each with its own settings."""
+    from .notify import registry
+
+    notify = defs.get("NotifySpec")
+    if notify is None:
+        return
+    props = notify.setdefault("properties", {})
+    for name, cls in sorted(registry().items()):
+        schema = cls.config_model.model_json_schema(ref_template=REF)
+        for def_name, d in schema.pop("$defs", {}).items():
+            defs.setdefault(def_name, d)
+        if cls.description:
+            schema["description"] = cls.description
+        props[name] = schema
 
 
 def _drop_unused_defs(schema: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping, Sequence
 
 from ..errors import ConfigError
 from ..spec import Suite
@@ -15,21 +15,26 @@ from ._suite import SUITE_EXPECTED, suite_file_errors, suite_position_of, suite_
 
 SUITE_KEYS = {"target", "golden"}
 
+# A check of a loaded suite that a layer above the loader brings (the notifiers' settings,
+# `harness.notify.suite_errors`): every mistake it finds, at its position, none raised.
+SuiteCheck = Callable[[Suite], list[ConfigError]]
+
 
 def validate_paths(
-    paths: list[str], *, env: Mapping[str, str] = os.environ
+    paths: list[str], *, env: Mapping[str, str] = os.environ, suite_checks: Sequence[SuiteCheck] = ()
 ) -> tuple[list[ConfigError], int]:
     """Every mistake found in the given files and folders (folders: all *.yaml / *.yml).
 
     A file with `target:` or `golden:` at its top level is a suite (its golden globs,
-    cases and target settings are checked too); anything else is a golden file.
+    cases and target settings are checked too, and whatever `suite_checks` check);
+    anything else is a golden file.
     Returns the errors in file order, each once, and how many files were checked.
     """
     errors: list[ConfigError] = []
     files = _expand(paths, errors)
     first: dict[str, object] = {}  # case id -> where it was first defined, across the golden files given
     for path in files:
-        errors.extend(_validate_file(path, env, first))
+        errors.extend(_validate_file(path, env, first, suite_checks))
     seen: set[str] = set()
     unique = []
     for e in errors:
@@ -55,7 +60,8 @@ def _expand(paths: list[str], errors: list[ConfigError]) -> list[str]:
     return [display_path(p) for p in dict.fromkeys(out)]
 
 
-def _validate_file(path: str, env: Mapping[str, str], first: dict[str, object] | None = None) -> list[ConfigError]:
+def _validate_file(path: str, env: Mapping[str, str], first: dict[str, object] | None = None,
+                   suite_checks: Sequence[SuiteCheck] = ()) -> list[ConfigError]:
     # The kind is only known after reading; an empty or non-mapping file is judged by its
     # folder name, which is how projects lay them out (suites/, golden/).
     expected = SUITE_EXPECTED if "suites" in Path(path).parts else GOLDEN_EXPECTED
@@ -67,7 +73,7 @@ def _validate_file(path: str, env: Mapping[str, str], first: dict[str, object] |
         suite, errors = suite_file_errors(path, env=env)
         if suite is None:
             return errors
-        errors = _target_errors(suite) + all_cases(suite)[1]
+        errors = _target_errors(suite) + [e for check in suite_checks for e in check(suite)] + all_cases(suite)[1]
         # the suite's own lines first, in file order; then its golden files' errors
         return sorted(errors, key=lambda e: (
             e.path != path, e.path or "", e.position.line if e.position else 0, e.position.col if e.position else 0,

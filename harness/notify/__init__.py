@@ -9,7 +9,17 @@ for what is masked, `pending` for what is kept when a destination is down. Every
 reads the run's one `RunSummary` (`harness.report.summary`).
 """
 
-from .base import Notifier, NotifierConfig, Publication, create_all, register, registry
+from .base import (
+    Notifier,
+    NotifierConfig,
+    Publication,
+    config_errors,
+    create_all,
+    register,
+    registry,
+    suite_errors,
+    unregister,
+)
 from .dedup import Decision, History, decide, load_history
 from .deliver import deliver, deliver_async, notifiers_of, resend_pending, resend_pending_async
 from .errors import DeliveryError
@@ -27,6 +37,7 @@ __all__ = [
     "Publication",
     "Redactor",
     "RunSummary",
+    "config_errors",
     "create_all",
     "decide",
     "deliver",
@@ -39,5 +50,7 @@ __all__ = [
     "registry",
     "resend_pending",
     "resend_pending_async",
+    "suite_errors",
+    "unregister",
     "verdict_of",
 ]

@@ -130,6 +130,11 @@ def register(cls: type[Notifier]) -> type[Notifier]:
     return cls
 
 
+def unregister(name: str) -> None:
+    """Forget a notifier registered by `register` (a test's own notifier, once the test is done)."""
+    _REGISTRY.pop(name, None)
+
+
 def registry() -> dict[str, type[Notifier]]:
     """Every notifier, built-in ones included (for error hints and listings)."""
     for name in BUILTIN_MODULES:
@@ -151,6 +156,29 @@ PositionOf = Callable[[tuple], "Position | None"]
 def create_all(entries: dict[str, Any], position_of: PositionOf | None = None) -> list[Notifier]:
     """Build the notifiers of a `notify:` block's entries; every mistake is a ConfigError at
     its position (ConfigErrors when there are several). Entries switched off are left out."""
+    out, errors = _build(entries, position_of)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ConfigErrors(errors)
+    return out
+
+
+def config_errors(entries: dict[str, Any], position_of: PositionOf | None = None) -> list[ConfigError]:
+    """Every mistake in a `notify:` block's entries, each at its position, none raised
+    (`harness validate`): the same checks `create_all` makes before a run."""
+    return _build(entries, position_of)[1]
+
+
+def suite_errors(suite: Any) -> list[ConfigError]:
+    """Every mistake in a loaded suite's notifier entries, at its position in the suite file
+    (the check `harness validate` adds to the loader's own)."""
+    from ..loading import suite_position_of
+
+    return config_errors(suite.notify.destinations, suite_position_of(suite))
+
+
+def _build(entries: dict[str, Any], position_of: PositionOf | None) -> tuple[list[Notifier], list[ConfigError]]:
     from ..loading import validation_errors_to_config_errors
 
     out: list[Notifier] = []
@@ -174,11 +202,7 @@ def create_all(entries: dict[str, Any], position_of: PositionOf | None = None) -
                                                              model=cls.config_model))
             continue
         out.append(cls(config))
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise ConfigErrors(errors)
-    return out
+    return out, errors
 
 
 def _key_position(position_of: PositionOf | None, loc: tuple) -> Position | None:
@@ -195,8 +219,11 @@ __all__ = [
     "NotifierConfig",
     "NotifyWhen",
     "Publication",
+    "config_errors",
     "create_all",
     "register",
     "registry",
     "report_link",
+    "suite_errors",
+    "unregister",
 ]

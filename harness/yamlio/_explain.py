@@ -206,7 +206,8 @@ def _one(err: dict, position_of: PositionOf | None, prefix: tuple, model: type[B
     if kind in ("too_short", "string_too_short"):
         n = ctx.get("min_length", 1)
         what = "item" if kind == "too_short" else "character"
-        return ConfigError(f"{label or 'value'} is empty (expected at least {n} {what}{'s' if n != 1 else ''})", pos)
+        state = "is too short" if value and hasattr(value, "__len__") else "is empty"  # a secret is never quoted
+        return ConfigError(f"{label or 'value'} {state} (expected at least {n} {what}{'s' if n != 1 else ''})", pos)
     if kind in ("too_long", "string_too_long"):
         n = ctx.get("max_length")
         what = "items" if kind == "too_long" else "characters"
