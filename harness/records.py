@@ -238,6 +238,14 @@ class RunInfo:
         return asdict(self)
 
 
+def pass_rate(passed: int, failed: int) -> float | None:
+    """THE pass rate: passed ÷ (passed + failed), the results that say something about the
+    agent; infra errors and cases that did not run are not in it. None when nothing was judged.
+    Every figure called a pass rate (a run, a topic, a case's history, a baseline) is this one."""
+    judged = passed + failed
+    return passed / judged if judged else None
+
+
 # An answer kept in the store and the reports is cut to this many characters, with a marker
 # saying how much was cut (HARNESS_MAX_STORED_ANSWER_CHARS). The checks saw all of it.
 DEFAULT_MAX_STORED_ANSWER_CHARS = 100_000

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import getpass
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import ConfigError, HarnessError
@@ -24,18 +24,10 @@ __all__ = ["Baseline", "accept_baseline", "list_baselines", "load_baseline", "se
 
 
 @dataclass
-class Baseline:
-    id: int
-    suite: str
-    run_id: str
-    accepted_at: float
-    accepted_by: str | None
-    note: str | None
-    git_sha: str | None
-    model: str | None
-    run_started: float
-    serving: list[list[Any]] = field(default_factory=list)
-    cases: dict[str, CaseObs] = field(default_factory=dict)
+class Baseline(BaselineRow):
+    """An accepted baseline as the store keeps it, its cases read back as observations."""
+
+    cases: dict[str, CaseObs] = field(default_factory=dict)  # type: ignore[assignment]
 
 
 def serving_of(cases: dict[str, CaseObs]) -> list[list[Any]]:
@@ -78,12 +70,10 @@ def accept_baseline(store: Store, run_ref: str, *, note: str | None = None, by: 
 
 
 def _from_row(row: BaselineRow) -> Baseline:
-    base = Baseline(id=row.id, suite=row.suite, run_id=row.run_id, accepted_at=row.accepted_at,
-                    accepted_by=row.accepted_by, note=row.note, git_sha=row.git_sha, model=row.model,
-                    run_started=row.run_started, serving=list(row.serving))
-    for case_id, (topic, data) in row.cases.items():
-        base.cases[case_id] = CaseObs.from_dict(case_id, topic, data)
-    return base
+    kept = {f.name: getattr(row, f.name) for f in fields(BaselineRow) if f.name not in ("serving", "cases")}
+    return Baseline(**kept, serving=list(row.serving),
+                    cases={case_id: CaseObs.from_dict(case_id, topic, data)
+                           for case_id, (topic, data) in row.cases.items()})
 
 
 def load_baseline(store: Store, suite: str, *, with_cases: bool = True) -> Baseline | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..spec import AnalysisSpec, ReducerSpec
 from ..percentiles import percentile
+from ..records import pass_rate
 from .consistency import ALL, reduce_case
 from .observe import NO_ROUTE, CaseObs, short
 from .significance import binomial_excess, fisher_drop, holm, mann_whitney_drop
@@ -156,10 +157,6 @@ def diff_cases(current: dict[str, CaseObs], ref: Reference, reducers: dict[str, 
     return diffs, (moved, compared, p_moved)
 
 
-def _rate(passed: int, failed: int) -> float | None:
-    return passed / (passed + failed) if passed + failed else None
-
-
 def _topic_stats(current: dict[str, CaseObs], ref: Reference, diffs: list[CaseDiff],
                  spec: AnalysisSpec) -> tuple[dict[str, dict[str, Any]], list[str], list[str]]:
     by_topic: dict[str, list[CaseObs]] = {}
@@ -175,7 +172,7 @@ def _topic_stats(current: dict[str, CaseObs], ref: Reference, diffs: list[CaseDi
         pooled = [p for c in cases for p in ref.pooled(c.case_id)]
         bp, bf = sum(b.passed for b in base), sum(b.failed for b in base)
         rp, rf = sum(p.passed for p in pooled), sum(p.failed for p in pooled)
-        rate, base_rate, ref_rate = _rate(cp, cf), _rate(bp, bf), _rate(rp, rf)
+        rate, base_rate, ref_rate = pass_rate(cp, cf), pass_rate(bp, bf), pass_rate(rp, rf)
         p = fisher_drop(cp, cf, rp, rf)
         judge_now = [s for c in cases for s in c.judge_scores]
         judge_ref = [s for c in pooled for s in c.judge_scores]

@@ -44,7 +44,7 @@ def _verdict_view(stored: Any) -> dict[str, Any] | None:
              for e in data["evidence"]]
     other = [(str(k), v if isinstance(v, str) else compact(v, 600)) for k, v in data.items()
              if k not in ("class", "evidence") and v not in (None, "", [], {})]
-    return {"cls": str(data["class"]), "slug": verdict.cls.tone, "evidence": items, "other": other}
+    return {"cls": redact(verdict.name), "slug": verdict.cls.tone, "evidence": items, "other": other}
 
 
 def _header_view(run: RunInfo, summary: RunSummary) -> dict[str, Any]:

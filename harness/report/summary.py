@@ -32,11 +32,12 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..records import CaseResult, RunInfo
+from ..records import pass_rate as pass_rate_of
 from ..percentiles import percentile
 from ..tracing import TraceRef, trace_ref
 from ..verdict import Evidence, Verdict, VerdictClass
@@ -102,9 +103,8 @@ class Tally:
 
     @property
     def pass_rate(self) -> float | None:
-        """passed ÷ (passed + failed); None when nothing was judged."""
-        judged = self.judged
-        return self.passed / judged if judged else None
+        """passed ÷ (passed + failed); None when nothing was judged (`records.pass_rate`)."""
+        return pass_rate_of(self.passed, self.failed)
 
     @property
     def infra_errors(self) -> int:
@@ -272,15 +272,7 @@ class RunSummary:
 
     def counts_text(self) -> str:
         """`4/5 judged passed (80.0%) · 1 failed · 1 infra error`: the counts in one phrase."""
-        t = self.total
-        parts = [f"{t.passed}/{t.judged} judged passed ({rate_text(t.pass_rate)})"]
-        if t.failed:
-            parts.append(f"{t.failed} failed")
-        if t.error:
-            parts.append(f"{t.error} infra error{'s' if t.error != 1 else ''}")
-        if t.not_run:
-            parts.append(f"{t.not_run} not run")
-        return " · ".join(parts)
+        return counts_phrase(self.counts)
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON: what the JSON report and the webhook carry."""
@@ -316,20 +308,24 @@ def derive_verdict(run: RunInfo | None, counts: dict[str, int]) -> Verdict:
     not classify; its headline words the counts as every surface does."""
     status, message = (run.status, run.message) if run is not None else ("complete", None)
     verdict = Verdict.from_counts(status, message, counts)
-    verdict.headline = _counts_headline(counts)
+    verdict.headline = counts_phrase(counts)
     if verdict.cls is VerdictClass.INFRA and message:
         verdict.headline = f"{message} ({verdict.headline})"
     return verdict
 
 
-def _counts_headline(counts: dict[str, int]) -> str:
-    passed, failed = counts.get("passed", 0), counts.get("failed", 0)
-    judged = passed + failed
-    parts = [f"{passed}/{judged} judged passed ({rate_text(passed / judged if judged else None)})"]
-    for key, word in (("failed", "failed"), ("error", "infra errors"), ("not_run", "not run")):
-        if counts.get(key):
-            parts.append(f"{counts[key]} {word}")
-    return ", ".join(parts)
+def counts_phrase(counts: Mapping[str, int]) -> str:
+    """`4/5 judged passed (80.0%) · 1 failed · 1 infra error`: a run's counts in one phrase,
+    as every surface words them (`RunSummary.counts_text`, a derived verdict's headline)."""
+    passed, failed, error, not_run = (int(counts.get(k) or 0) for k in ("passed", "failed", "error", "not_run"))
+    parts = [f"{passed}/{passed + failed} judged passed ({rate_text(pass_rate_of(passed, failed))})"]
+    if failed:
+        parts.append(f"{failed} failed")
+    if error:
+        parts.append(f"{error} infra error{'s' if error != 1 else ''}")
+    if not_run:
+        parts.append(f"{not_run} not run")
+    return " · ".join(parts)
 
 
 def _read_verdict(run: RunInfo | None, counts: dict[str, int]) -> tuple[Verdict, bool]:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, HarnessError
 from ..records import CaseResult, RunInfo
+from ..records import pass_rate as pass_rate_of
 from ..store import Store
 from ..verdict import Verdict
 from .summary import stored_verdict
@@ -186,8 +187,8 @@ def _fmt_label(epoch: float, with_time: bool) -> str:
 
 
 def _aggregate(df: pd.DataFrame, turns: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """The six metrics per group. Pass rate is passed ÷ (passed + failed), as everywhere
-    else in the harness; error rate counts infra errors and cases that did not run."""
+    """The six metrics per group. Pass rate is passed ÷ (passed + failed), `records.pass_rate`
+    over whole columns at once; error rate counts infra errors and cases that did not run."""
 
     g = df.groupby(by, sort=False, observed=True)
     out = g.agg(n=("id", "size"), passed=("is_passed", "sum"), judged=("is_judged", "sum"),
@@ -352,12 +353,11 @@ def _flaky(df: pd.DataFrame, runs: list[RunInfo], consistency: dict[str, Any]) -
         hist = histories[(suite, case_id)]
         history = [(labels.get(h.run_id, ""), str(h.run_id), status_of[int(h.ok)]) for h in hist.itertuples()]
         t = tags.get(case_id)
-        judged_n = int(row["passed"] + row["failed"])
         c = consistency.get(case_id)
         out.append(FlakyCase(
             case_id=str(case_id), suite=str(suite), topic=str(row["topic"]), tags=[str(x) for x in t] if isinstance(t, list) else [],
             runs=int(row["runs"]), flips=int(row["flips"]), mixed_runs=int(row["mixed"]),
-            pass_rate=float(row["passed"]) / judged_n if judged_n else None,
+            pass_rate=pass_rate_of(int(row["passed"]), int(row["failed"])),
             latest=history[-1][2] if history else "error", history=history,
             consistency=c if isinstance(c, dict) else None))
     return out

@@ -85,7 +85,7 @@ def _verdict_view(verdict: Verdict | None) -> dict[str, Any] | None:
     evidence = [_evidence_view(e) for e in v["evidence"]]
     if verdict.note:
         evidence.append({"kind": "note", "detail": str(v.get("note") or ""), "more": ""})
-    return {"cls": str(v["class"]), "slug": verdict.cls.tone, "headline": v["headline"] or None,
+    return {"cls": redact(verdict.name), "slug": verdict.cls.tone, "headline": v["headline"] or None,
             "evidence": evidence, "baseline_run": v["baseline_run"]}
 
 

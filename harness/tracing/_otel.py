@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from ..verdict import Verdict
 from . import Settings, case_trace_id
 
 T = TypeVar("T")
@@ -271,16 +272,7 @@ class RunTracer:
         if self.record_content and kind != "silence":
             attrs["harness.turn.caller"] = text
         span, token = self._enter(f"turn {n}", attrs)
-        try:
-            answer = await reply
-            span.set_attributes(_reply_attributes(answer, self.record_content))
-            return answer
-        except BaseException as e:
-            _failed(span, e, self.record_content)
-            raise
-        finally:
-            otel_context.detach(token)
-            span.end()
+        return await self._within(span, token, reply, _reply_attributes)
 
     async def chat(self, client: Any, body: dict[str, Any], send: Callable[[Any, dict[str, Any]], Awaitable[T]]) -> T:
         model = body.get("model")
@@ -294,51 +286,30 @@ class RunTracer:
                 attrs[name] = value
         attrs.update(self._server_of(getattr(client, "url", "")))
         span, token = self._enter(f"chat {model}" if model else "chat", attrs, SpanKind.CLIENT)
-        try:
-            result = await send(client, body)
-            span.set_attributes(_chat_attributes(result, self.record_content))
-            return result
-        except BaseException as e:
-            _failed(span, e, self.record_content)
-            raise
-        finally:
-            otel_context.detach(token)
-            span.end()
+        return await self._within(span, token, send(client, body), _chat_attributes)
 
     async def http(self, method: str, url: str, post: Callable[[], Awaitable[T]]) -> T:
         attrs: dict[str, Any] = {"http.request.method": method, **self._server_of(url)}
         span, token = self._enter(method, attrs, SpanKind.CLIENT)
-        try:
-            return await post()
-        except BaseException as e:
-            _failed(span, e, self.record_content)
-            raise
-        finally:
-            otel_context.detach(token)
-            span.end()
+        return await self._within(span, token, post())
 
     async def judge(self, label: str, verdict: Awaitable[T]) -> T:
         span, token = self._enter(f"judge {label}", {"gen_ai.operation.name": "evaluate",
                                                      "gen_ai.evaluation.name": label})
+        return await self._within(span, token, verdict, _judge_attributes)
+
+    async def _within(self, span: Any, token: object, pending: Awaitable[T],
+                      attributes: Callable[[Any, bool], dict[str, Any]] | None = None) -> T:
+        """Await `pending` inside `span` (entered with `token`): its result's attributes on the
+        span, or the error that ended it; the span ends and its context is left either way."""
         try:
-            result = await verdict
+            result = await pending
+            if attributes is not None:
+                span.set_attributes(attributes(result, self.record_content))
+            return result
         except BaseException as e:
             _failed(span, e, self.record_content)
             raise
-        else:
-            attrs: dict[str, Any] = {
-                "gen_ai.evaluation.score.label": "skipped" if getattr(result, "skipped", False)
-                else ("pass" if getattr(result, "passed", False) else "fail"),
-                "harness.judge.cached": bool(getattr(result, "cached", False)),
-            }
-            score = getattr(result, "score", None)
-            if isinstance(score, (int, float)):
-                attrs["gen_ai.evaluation.score.value"] = float(score)
-            reason = getattr(result, "reason", None)
-            if self.record_content and isinstance(reason, str) and reason:
-                attrs["gen_ai.evaluation.explanation"] = reason
-            span.set_attributes(attrs)
-            return result
         finally:
             otel_context.detach(token)
             span.end()
@@ -386,9 +357,9 @@ class RunTracer:
         _set(span, "harness.run.status", run.status)
         if run.exit_code is not None:
             span.set_attribute("harness.run.exit_code", int(run.exit_code))
-        verdict = run.extra.get("verdict") if isinstance(run.extra, dict) else None
-        if isinstance(verdict, dict) and isinstance(verdict.get("class"), str):
-            span.set_attribute("harness.verdict", verdict["class"])
+        verdict = Verdict.of_extra(run.extra)
+        if verdict is not None:
+            span.set_attribute("harness.verdict", verdict.name)
         if run.message:
             span.set_attribute("harness.run.message", str(run.message)[:500])
         if run.exit_code:
@@ -479,6 +450,21 @@ def _chat_attributes(result: Any, record_content: bool) -> dict[str, Any]:
             attrs["harness.route"] = "fallback"
     if record_content and result.text:
         attrs["gen_ai.output.messages"] = result.text
+    return attrs
+
+
+def _judge_attributes(result: Any, record_content: bool) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "gen_ai.evaluation.score.label": "skipped" if getattr(result, "skipped", False)
+        else ("pass" if getattr(result, "passed", False) else "fail"),
+        "harness.judge.cached": bool(getattr(result, "cached", False)),
+    }
+    score = getattr(result, "score", None)
+    if isinstance(score, (int, float)):
+        attrs["gen_ai.evaluation.score.value"] = float(score)
+    reason = getattr(result, "reason", None)
+    if record_content and isinstance(reason, str) and reason:
+        attrs["gen_ai.evaluation.explanation"] = reason
     return attrs
 
 
