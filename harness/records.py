@@ -75,6 +75,7 @@ class AgentReply:
     state: dict[str, Any] = field(default_factory=dict)
     ended: bool = False  # the agent hung up or transferred after this reply
     attempts: int = 1  # requests made, retries included
+    voice: dict[str, Any] | None = None  # what a voice target measured on the audio (ms from the call's start)
 
 
 @dataclass(slots=True)

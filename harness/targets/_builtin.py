@@ -1,3 +1,3 @@
 """Importing this module registers the built-in targets."""
 
-from . import http, openai, sim  # noqa: F401
+from . import http, openai, sim, voice  # noqa: F401

@@ -98,7 +98,7 @@ def register(cls: type[Target]) -> type[Target]:
 # The built-in targets by kind and the module that registers each. A run imports only the
 # one its suite uses: the http target alone pulls in jinja2 and jsonpath, the sim target
 # its whole phone agent.
-BUILTIN_MODULES = {"openai": ".openai", "http": ".http", "sim": ".sim"}
+BUILTIN_MODULES = {"openai": ".openai", "http": ".http", "sim": ".sim", "voice": ".voice"}
 
 
 def registry() -> dict[str, type[Target]]:
