@@ -203,3 +203,39 @@ def test_a_bad_voice_target_is_one_clear_line(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "suite.yaml"), "--no-notify",
                            "--store", f"sqlite:///{tmp_path / 'h.db'}"], capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "barge_in goes with a caller line" in proc.stderr, proc.stderr
+
+
+def test_a_real_pipecat_bot_answers_and_stops_when_interrupted(tmp_path: Path) -> None:
+    from tests.pipecat_bot import PipecatBot
+
+    with PipecatBot() as bot:
+        (tmp_path / "cases.yaml").write_text(textwrap.dedent("""\
+            topic: voice
+            language: en
+            cases:
+              - id: pipecat
+                turns:
+                  - caller: "I would like a table for two tonight."
+                  - caller: "Yes please."
+                    barge_in: {after_ms: 1000, say: "Actually, make that three people."}
+                budgets: {response_ms: 2000, stop_ms: 800}
+            """))
+        (tmp_path / "suite.yaml").write_text(textwrap.dedent(f"""\
+            name: voice-pipecat
+            golden: cases.yaml
+            target: {{kind: voice, url: {bot.url}, turn_end_ms: 1500, stt: {{engine: none}}}}
+            """))
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "suite.yaml"), "--no-notify",
+                               "--no-progress", "--store", f"sqlite:///{tmp_path / 'h.db'}", "--json",
+                               str(tmp_path / "out.json"), "-o", str(tmp_path / "reports")],
+                              capture_output=True, text=True, env=env, timeout=180)
+    data = json.loads((tmp_path / "out.json").read_text())
+    result = data["results"][0]
+    assert result["status"] == "passed", (_failed(result), result.get("error"), proc.stderr[-2000:])
+    turns = result["transcript"]["turns"]
+    assert turns[0]["kind"] == "greeting" and turns[0]["reply"]["voice"]["response_ms"] < 2000
+    barge = turns[2]["reply"]["voice"]["barge_in"]
+    assert barge["cleared"] is True  # Pipecat's interruption reached us as a Twilio `clear`
+    assert bot.interruptions >= 1
+    assert bot.starts[0]["start"]["mediaFormat"]["encoding"] == "audio/x-mulaw"
