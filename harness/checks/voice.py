@@ -15,7 +15,7 @@ from typing import Annotated, Any, Callable
 from pydantic import Field
 
 from ..records import Turn
-from ..stats import quantile
+from ..percentiles import quantile
 from .base import CheckFn, Score, Subject, check
 
 Millis = Annotated[float, Field(ge=0)]
