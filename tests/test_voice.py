@@ -78,7 +78,7 @@ def _run(tmp: Path, url: str, extra: str = "", *args: str) -> tuple[subprocess.C
           url: {url}
           turn_end_ms: 2500
           response_timeout_s: 6
-          stt: {{engine: none}}
+          stt: {{kind: none}}
           recordings: calls
           limits: {{concurrency: 10, retries: 0}}
         """) + extra)
@@ -179,7 +179,7 @@ def _run_stt(tmp: Path, url: str, stt_url: str) -> tuple[subprocess.CompletedPro
           kind: voice
           url: {url}
           turn_end_ms: 800
-          stt: {{engine: openai, base_url: "{stt_url}", api_key: "${{STT_KEY}}"}}
+          stt: {{kind: openai, base_url: "{stt_url}", api_key: "${{STT_KEY}}"}}
         """))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "STT_KEY": "sk-voice-secret"}
     proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp / "suite.yaml"), "--no-notify",
@@ -223,7 +223,7 @@ def test_a_real_pipecat_bot_answers_and_stops_when_interrupted(tmp_path: Path) -
         (tmp_path / "suite.yaml").write_text(textwrap.dedent(f"""\
             name: voice-pipecat
             golden: cases.yaml
-            target: {{kind: voice, url: {bot.url}, turn_end_ms: 1500, stt: {{engine: none}}}}
+            target: {{kind: voice, url: {bot.url}, turn_end_ms: 1500, stt: {{kind: none}}}}
             """))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "suite.yaml"), "--no-notify",

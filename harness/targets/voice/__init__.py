@@ -6,7 +6,7 @@ target:
   url: wss://agent.example.com/media          # Twilio Media Streams protocol
   headers: {Authorization: "Bearer ${AGENT_TOKEN}"}
   custom_parameters: {tenant: test}           # arrive in `start.customParameters`
-  stt: {engine: openai, base_url: https://api.openai.com/v1, api_key: "${OPENAI_API_KEY}"}
+  stt: {kind: openai, base_url: https://api.openai.com/v1, api_key: "${OPENAI_API_KEY}"}
 ```
 
 It opens the stream, sends `connected` and `start`, and streams the caller in real time as
@@ -107,7 +107,7 @@ class VoiceTarget(Target):
 
     def describe(self) -> dict[str, Any]:
         tts, stt = self.speech()
-        return {"kind": self.kind, "url": self.safe_url, "tts": self.config.tts.engine, "stt": stt.engine,
+        return {"kind": self.kind, "url": self.safe_url, "tts": self.config.tts.kind, "stt": stt.kind,
                 "vad": self.config.vad}
 
     async def open(self, case: CaseSpec, ctx: CallContext) -> Conversation:

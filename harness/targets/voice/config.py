@@ -20,7 +20,7 @@ def _http_url(v: str | None) -> str | None:
 class TtsConfig(_Model):
     """How the caller speaks."""
 
-    engine: Literal["auto", "espeak", "openjtalk", "openai"] = "auto"
+    kind: Literal["auto", "espeak", "openjtalk", "openai"] = "auto"
     voice: str | None = Field(default=None, description="espeak voice (en-us), or the endpoint's voice (alloy)")
     rate: int | None = Field(default=None, ge=80, le=450, description="espeak words per minute")
     base_url: str | None = Field(default=None, description="openai: API root holding /audio/speech")
@@ -34,7 +34,7 @@ class TtsConfig(_Model):
 class SttConfig(_Model):
     """How the harness hears the agent."""
 
-    engine: Literal["auto", "none", "pocketsphinx", "openai"] = "auto"
+    kind: Literal["auto", "none", "pocketsphinx", "openai"] = "auto"
     base_url: str | None = Field(default=None, description="openai: API root holding /audio/transcriptions")
     model: str = "whisper-1"
     api_key: SecretStr | None = None

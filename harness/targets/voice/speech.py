@@ -51,15 +51,15 @@ class Tts:
         self.cache_dir = None
         if config.cache_dir:
             self.cache_dir = config.cache_dir if os.path.isabs(config.cache_dir) else os.path.join(root, config.cache_dir)
-        if config.engine == "espeak" and _espeak() is None:
-            raise ConfigError("target.tts.engine: espeak needs the espeak-ng program (apt-get install espeak-ng)")
-        if config.engine == "openjtalk" and not _has_module("pyopenjtalk"):
-            raise ConfigError("target.tts.engine: openjtalk needs pyopenjtalk-plus (pip install 'harness[voice]')")
-        if config.engine == "openai" and not config.base_url:
-            raise ConfigError("target.tts: engine openai needs base_url")
+        if config.kind == "espeak" and _espeak() is None:
+            raise ConfigError("target.tts.kind: espeak needs the espeak-ng program (apt-get install espeak-ng)")
+        if config.kind == "openjtalk" and not _has_module("pyopenjtalk"):
+            raise ConfigError("target.tts.kind: openjtalk needs pyopenjtalk-plus (pip install 'harness[voice]')")
+        if config.kind == "openai" and not config.base_url:
+            raise ConfigError("target.tts: kind openai needs base_url")
 
     def engine_for(self, language: str | None) -> str:
-        e = self.config.engine
+        e = self.config.kind
         if e != "auto":
             return e
         return "openjtalk" if (language or "").lower().startswith("ja") else "espeak"
@@ -188,7 +188,7 @@ def _has_module(name: str) -> bool:
 class Stt:
     """One agent utterance (8 kHz int16) → text."""
 
-    engine: ClassVar[str] = "none"
+    kind: ClassVar[str] = "none"
 
     async def transcribe(self, pcm: np.ndarray, language: str | None, request: Request) -> str:
         return ""
@@ -200,11 +200,11 @@ class Stt:
 class PocketSphinxStt(Stt):
     """Offline English with CMU PocketSphinx (its US English model ships in the wheel)."""
 
-    engine = "pocketsphinx"
+    kind = "pocketsphinx"
 
     def __init__(self) -> None:
         if not _has_module("pocketsphinx"):
-            raise ConfigError("target.stt.engine: pocketsphinx is not installed (pip install 'harness[voice]')")
+            raise ConfigError("target.stt.kind: pocketsphinx is not installed (pip install 'harness[voice]')")
         self._lock = threading.Lock()
         self._decoder: Any = None
 
@@ -230,11 +230,11 @@ class PocketSphinxStt(Stt):
 class OpenAIStt(Stt):
     """Any OpenAI-compatible `/v1/audio/transcriptions` (multipart WAV upload)."""
 
-    engine = "openai"
+    kind = "openai"
 
     def __init__(self, config: SttConfig):
         if not config.base_url:
-            raise ConfigError("target.stt: engine openai needs base_url")
+            raise ConfigError("target.stt: kind openai needs base_url")
         self.config = config
         self._session: Any = None
 
@@ -271,7 +271,7 @@ class OpenAIStt(Stt):
 
 
 def make_stt(config: SttConfig) -> Stt:
-    engine = config.engine
+    engine = config.kind
     if engine == "auto":
         engine = "openai" if config.base_url else "pocketsphinx" if _has_module("pocketsphinx") else "none"
     if engine == "pocketsphinx":
