@@ -89,6 +89,9 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
     suite, items, options = plan.suite, plan.items, plan.options
     with_judge(plan, store)
     run = run_info(plan)
+    from . import tracing
+
+    traced = tracing.start_run(suite.tracing, run, options.env)  # None when tracing is off
     recording = Recording(store, run)
     add = recording.add
     results: list[CaseResult] = []
@@ -142,6 +145,8 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
     if status != "incomplete":
         code = _analyse(store, suite, run, results, items, code, warnings)
         run.exit_code = int(code)
+    if traced is not None:
+        traced.finish(run, warnings)
     recording.finish()
     if options.accept_baseline:
         _accept_if_green(store, run, counts, warnings)

@@ -25,6 +25,7 @@ from .records import CaseResult, CheckResult
 from .spec import Limits
 from .targets.base import Target
 from .workload import CompiledCase, WorkItem, compile_case, plan_items  # noqa: F401  (the plan, re-exported)
+from . import tracing
 
 T = TypeVar("T")
 
@@ -189,13 +190,14 @@ class Runner:
     async def run(self, items: list[WorkItem]) -> RunStats:
         stats = RunStats(requests=self.guard.stats)
         queue = iter(items)
+        one = tracing.wrap_case(self._one)  # self._one itself when tracing is off
 
         async def worker() -> None:
             for item in queue:
                 if self.guard.breaker.is_open:
                     self.on_result(self._not_run(item))
                     continue
-                self.on_result(await self._one(item))
+                self.on_result(await one(item))
 
         workers = [asyncio.create_task(worker()) for _ in range(min(self.limits.concurrency, max(1, len(items))))]
         try:

@@ -548,6 +548,39 @@ class AnalysisSpec(Strict):
     latency_shift: float = Field(default=0.5, ge=0, description="relative p95 change worth reporting")
 
 
+class TracingSpec(Strict):
+    """OpenTelemetry traces of a run (`harness.tracing`): a trace per case and repeat, sent over
+    OTLP/HTTP. Unset keys fall back on the standard OTEL_* environment variables."""
+
+    enabled: bool = True
+    endpoint: str | None = Field(default=None, description="OTLP/HTTP collector, e.g. http://collector:4318 "
+                                                          "(default: OTEL_EXPORTER_OTLP_ENDPOINT)")
+    headers: dict[str, SecretStr] = Field(default_factory=dict, description="sent to the collector; write ${ENV_VAR}")
+    service_name: str | None = Field(default=None, description="default: OTEL_SERVICE_NAME, else harness")
+    record_content: bool = Field(default=False, description="put what caller and agent said on the spans")
+    trace_url: str | None = Field(default=None, description="a link to one trace, with {trace_id}, e.g. "
+                                                           "https://jaeger.example.com/trace/{trace_id}")
+
+    @field_validator("endpoint", "trace_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_endpoint(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL such as http://127.0.0.1:4318")
+        return v
+
+    @field_validator("trace_url")
+    @classmethod
+    def _trace_template(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith(("http://", "https://")) or "{trace_id}" not in v):
+            raise ValueError("expected an http(s) URL holding {trace_id}, e.g. https://jaeger.example.com/trace/{trace_id}")
+        return v
+
+
 class Suite(Strict):
     """A suite: what runs, against what, and where results go."""
 
@@ -568,6 +601,7 @@ class Suite(Strict):
     notify: NotifySpec = Field(default_factory=NotifySpec)
     budgets: Budgets | None = Field(default=None, description="latency budgets for every case (a case's own win)")
     caller: CallerModelSpec | None = Field(default=None, description="the model that plays goal-driven callers")
+    tracing: TracingSpec | None = Field(default=None, description="OpenTelemetry traces of every call (off by default)")
 
     _file: str = PrivateAttr(default="")
     _root: str = PrivateAttr(default=".")
