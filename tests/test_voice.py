@@ -239,3 +239,41 @@ def test_a_real_pipecat_bot_answers_and_stops_when_interrupted(tmp_path: Path) -
     assert barge["cleared"] is True  # Pipecat's interruption reached us as a Twilio `clear`
     assert bot.interruptions >= 1
     assert bot.starts[0]["start"]["mediaFormat"]["encoding"] == "audio/x-mulaw"
+
+
+def test_a_japanese_call_offline_with_openjtalk_and_the_offline_stt(tmp_path: Path) -> None:
+    (tmp_path / "cases.yaml").write_text(textwrap.dedent("""\
+        topic: voice
+        cases:
+          - id: ja
+            language: ja
+            turns:
+              - caller: 明日の19時に4名で予約したいです
+              - dtmf: "3#"
+            budgets: {response_ms: 1500}
+        """))
+    (tmp_path / "suite.yaml").write_text("")
+    with VoiceAgent() as agent:
+        (tmp_path / "suite.yaml").write_text(textwrap.dedent(f"""\
+            name: voice-ja
+            golden: cases.yaml
+            target: {{kind: voice, url: {agent.url}, turn_end_ms: 1000, stt: {{kind: pocketsphinx}},
+                      tts: {{cache_dir: tts-cache}}}}
+            """))
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "suite.yaml"), "--no-notify",
+                               "--no-progress", "--store", f"sqlite:///{tmp_path / 'h.db'}", "--json",
+                               str(tmp_path / "out.json"), "-o", str(tmp_path / "reports")],
+                              capture_output=True, text=True, env=env, timeout=180)
+    data = json.loads((tmp_path / "out.json").read_text())
+    result = data["results"][0]
+    assert result["status"] == "passed", (_failed(result), result.get("error"), proc.stderr[-2000:])
+    turns = result["transcript"]["turns"]
+    said = turns[1]["reply"]["voice"]["caller_ms"]
+    assert said[1] - said[0] > 1500  # OpenJTalk spoke the whole Japanese line, in real time
+    assert agent.digits == "3#"
+    assert turns[2]["reply"]["voice"]["response_ms"] is not None
+    # the offline English STT heard words in the agent's (English) answers
+    assert all(t["reply"]["text"].strip() for t in turns)
+    # OpenJTalk's audio is cached on disk by engine, voice and text
+    assert [p.name.split("-")[0] for p in (tmp_path / "tts-cache").iterdir()] == ["openjtalk"]
