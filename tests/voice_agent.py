@@ -202,6 +202,10 @@ class VoiceAgent:
         await _Call(self, ws).run()
         return ws
 
+    async def _answers(self, request: web.Request) -> web.Response:
+        """Its own record of every answer (for bench/bench_voice.py, which runs it in a process)."""
+        return web.json_response(self.answers)
+
     def __enter__(self) -> "VoiceAgent":
         speak(GREETING), speak(ANSWER), speak(REPROMPT)  # synthesise before the clock matters
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -213,6 +217,7 @@ class VoiceAgent:
         self._loop = asyncio.new_event_loop()
         app = web.Application()
         app.router.add_get("/media", self._handler)
+        app.router.add_get("/answers", self._answers)
         runner = web.AppRunner(app)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -229,3 +234,13 @@ class VoiceAgent:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+
+
+if __name__ == "__main__":  # python tests/voice_agent.py: serve until killed, print the URL
+    import signal
+    import sys
+
+    with VoiceAgent() as served:
+        print(served.url, flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        sys.exit(0)
