@@ -24,7 +24,7 @@ FAULTS = {
     "dead-air": {"dead_air_ms": 2000},
     "drop": {"drop_after": 2},
     "hangs-up": {"hang_up_after": 2},
-    "reprompt": {"reprompt_ms": 1200},
+    "reprompt": {"reprompt_ms": 3000},
 }
 
 CASES = """\
@@ -62,9 +62,12 @@ cases:
     turns: [{caller: "Goodbye."}]
     expect: [hangs_up]
   - id: reprompt
-    turns: [{silence: 4, expect: [{reprompt_within_ms: 2500}]}]
+    turns: [{silence: 5, expect: [{reprompt_within_ms: 3500}]}]
   - id: no-reprompt
     turns: [{silence: 2, expect: [{reprompt_within_ms: 1500}]}]
+  - id: cut-short
+    timeout_s: 6
+    turns: [{silence: 30}]
 """
 
 
@@ -136,6 +139,10 @@ def test_voice_calls_measure_pace_and_catch_every_fault(tmp_path: Path) -> None:
     assert r["hangs-up"]["transcript"]["outcome"]["ended_by"] == "agent"
     assert r["reprompt"]["status"] == "passed", _failed(r["reprompt"])
     assert "the agent said nothing" in _failed(r["no-reprompt"])["reprompt_within_ms"]
+    # a call cut short by its timeout is an error, and its line is still hung up (`stop`):
+    # every call but the dropped one and the one the agent hung up ended with a `stop`
+    assert r["cut-short"]["status"] == "error" and r["cut-short"]["error_kind"] == "timeout"
+    assert agent.stops == len(r) - 2
 
     # a stereo recording of every call lands beside the run
     wav = tmp_path / "calls" / "good.0.wav"

@@ -87,6 +87,7 @@ class VoiceTarget(Target):
         self._stt: Any = None
         self._session: Any = None
         self._warm: Any = None
+        self._lines: set[Any] = set()  # calls still on the line (a call cut short by its timeout is hung up at the end)
 
     @property
     def root(self) -> str:
@@ -142,11 +143,15 @@ class VoiceTarget(Target):
                     max_audio_s=c.limits.case_timeout_s + 60, endpoint=self.safe_url, dtmf_tones=c.dtmf_tones,
                     record=bool(c.recordings))
         await line.start()
+        self._lines.add(line)
+        line.closed.add_done_callback(lambda _: self._lines.discard(line))
         from .call import VoiceConversation
 
         return VoiceConversation(self, ctx, line, tts, stt)
 
     async def aclose(self) -> None:
+        for line in list(self._lines):
+            await line.hang_up()
         session, self._session = self._session, None
         if session is not None:
             await session.close()

@@ -302,7 +302,8 @@ async def _post(owner: Any, url: str, api_key: SecretStr | None, **kwargs: Any) 
     try:
         async with owner._session.post(url, headers=headers, **kwargs) as resp:
             content = await resp.read()
-            err = status_error(resp.status, resp.headers, content, where)
+            err = status_error(resp.status, resp.headers, content, where,
+                               redact=[api_key.get_secret_value()] if api_key else ())
     except aiohttp.ClientError as e:
         raise transport_error(e, where) from None
     if err is not None:

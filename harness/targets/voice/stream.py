@@ -77,6 +77,7 @@ class Line:
         self.closed_at: float | None = None
         self._changed = asyncio.Event()
         self._max_frames = int(max_audio_s * 1000 / audio.FRAME_MS)
+        self.max_s = max_audio_s  # the line hangs up by itself after this long, whatever happens to the call
         self._tasks: list[asyncio.Task] = []
         self.record = record
         self.sent = bytearray()  # the caller's track, kept only when recording
@@ -97,8 +98,10 @@ class Line:
 
     async def hang_up(self) -> None:
         """Send `stop` and close the stream (the caller hung up)."""
+        me = asyncio.current_task()
         for task in self._tasks[:1]:
-            task.cancel()
+            if task is not me:
+                task.cancel()
         if not self.closed.done():
             try:
                 await self._send({"event": "stop", "sequenceNumber": self._next_seq(), "streamSid": self.stream_sid,
@@ -106,9 +109,10 @@ class Line:
                 await self.ws.close()
             except Exception:  # noqa: BLE001 — the agent may already be gone; the call is over either way
                 pass
-        for task in self._tasks:
+        others = [t for t in self._tasks if t is not me]
+        for task in others:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*others, return_exceptions=True)
         for _, _, handle in self._pending_marks:
             handle.cancel()
 
@@ -182,6 +186,9 @@ class Line:
                             self.caller.append((u.started_at or now, u.ended_at))
                         if u.done is not None and not u.done.done():
                             u.done.set_result(None)
+                if k * step > self.max_s:
+                    asyncio.ensure_future(self.hang_up())
+                    return
                 chunk += 1
                 if self.record:
                     self.sent += frame
