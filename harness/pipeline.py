@@ -284,6 +284,10 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter)
     warnings: list[str] = []
     if status != "incomplete":
         code = _analyse(store, suite, run, results, items, code, warnings)
+        if suite.objectives:  # beside the verdict, never a class; the gate is the suite's choice
+            from .objectives import evaluate_run, exit_code_with_budget
+
+            code = exit_code_with_budget(code, evaluate_run(store, suite, run, results, warnings), suite.budget_policy)
         run.exit_code = int(code)
     store.finish_run(run.run_id, status=status, ended=run.ended, exit_code=run.exit_code, counts=counts,
                      message=message)
