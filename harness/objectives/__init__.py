@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from .lines import gate_line, line, missed_lines, objective_results
+from .lines import gate_line, line, missed_lines, objective_results, report_view
 
 if TYPE_CHECKING:
     from .evaluate import ObjectiveResult
@@ -31,6 +31,7 @@ __all__ = [
     "line",
     "missed_lines",
     "objective_results",
+    "report_view",
 ]
 
 FROZEN = ("freeze", "post-mortem")
@@ -60,6 +61,7 @@ def evaluate_run(store: Any, suite: Any, run: Any, results: list[Any], warnings:
     gate = _gate_message(out, suite.budget_policy)
     if gate:
         saved["gate"] = gate
+        warnings.append(gate)  # the reason for exit 1, also on the one line of `run -q`
     run.extra["objectives"] = saved
     _save(records, run, warnings)
     return out

@@ -119,7 +119,8 @@ def figure(samples: list[Sample], window: Window, now: float, allowed: float, un
         enough, note = False, f"{len(chosen)} of {window} so far"
     elif allowed > 0 and events * allowed < 1:
         need = math.ceil(1 / allowed)
-        enough, note = False, (f"{events:,} {unit}; a {allowed:.4g} budget needs {need:,} for one miss to fit")
+        enough, note = False, (f"too little data: {events:,} {unit}; a budget of {allowed * 100:.4g}% needs "
+                               f"{need:,} for one miss to fit")
     return Figure(str(window), runs, events, bad, burn, enough, note)
 
 

@@ -54,7 +54,7 @@ class ObjectiveResult:
             "indicator": s.indicator,
             "stat": s.stat_or_default if s.indicator in LATENCY else None,
             "selector": s.check or s.rubric or s.topic,
-            "target": str(s.target),
+            "target": s.target_text,
             "window": str(s.window),
             "objective": s.describe(),
             "run": {"run_id": self.run_id, "value": self.value, "met": self.met, "events": self.run_events},

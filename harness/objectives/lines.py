@@ -104,6 +104,15 @@ def missed_lines(extra: dict[str, Any] | None) -> list[str]:
     return [line(d) for d in objective_results(extra) if missed(d)]
 
 
+def report_view(extra: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a report shows beside the verdict: the missed objectives' lines and the gate's, or None."""
+    lines = missed_lines(extra)
+    gate = gate_line(extra)
+    if not lines and not gate:
+        return None
+    return {"missed": lines, "gate": gate}
+
+
 def gate_line(extra: dict[str, Any] | None) -> str | None:
     obj = (extra or {}).get("objectives")
     gate = obj.get("gate") if isinstance(obj, dict) else None

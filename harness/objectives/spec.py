@@ -167,6 +167,12 @@ class ObjectiveSpec(_Strict):
         return {"first_token_ms": "turns", "turn_ms": "turns", "check_fail_rate": "checks",
                 "judge_fail_rate": "judgements"}.get(self.indicator, "calls")
 
+    @property
+    def target_text(self) -> str:
+        """The target as written, with ms on a time: `< 5000 ms`, `< 0.1%`."""
+        text = str(self.target)
+        return f"{text} ms" if self.indicator in LATENCY and not text.endswith("ms") else text
+
     def describe(self) -> str:
         """`p99 turn_ms < 5000 ms`, `check_fail_rate[json] < 0.01%`."""
         what = self.indicator
@@ -175,7 +181,7 @@ class ObjectiveSpec(_Strict):
         sel = self.check or self.rubric or self.topic
         if sel:
             what += f"[{sel}]"
-        return f"{what} {self.target}"
+        return f"{what} {self.target_text}"
 
 
 def _default_alerts() -> list["BurnAlert"]:

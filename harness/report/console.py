@@ -87,6 +87,7 @@ def print_summary(console: Console, run: RunInfo, results: Sequence[CaseResult])
     verdict = run.extra.get("verdict") if isinstance(run.extra, dict) else None
     if verdict:
         _print_verdict(console, verdict)
+    _print_objectives(console, run.extra)
 
     failing = [r for r in results if r.status == "failed"]
     if failing:
@@ -139,6 +140,20 @@ def _print_verdict(console: Console, verdict: object) -> None:
             console.print(Text("  • " + one_line(text, 200)))
         if len(evidence) > 5:
             console.print(Text(f"  … {len(evidence) - 5} more", style="dim"))
+
+
+def _print_objectives(console: Console, extra: object) -> None:
+    """A line per missed objective, beside the verdict (never a verdict class)."""
+    from ..objectives import report_view
+
+    view = report_view(extra if isinstance(extra, dict) else None)
+    if view is None:
+        return
+    console.print(Text(f"Objectives missed ({len(view['missed'])})", style="bold magenta"))
+    for text in view["missed"]:
+        console.print(Text("  ◆ " + one_line(text, 300)))
+    if view["gate"]:
+        console.print(Text("  gate: " + one_line(view["gate"], 300), style="bold red"))
 
 
 VERDICT_STYLES = {

@@ -49,6 +49,12 @@ def _verdict_view(verdict: Any) -> dict[str, Any] | None:
     return {"cls": cls, "slug": slug, "evidence": items, "other": other}
 
 
+def _objectives_view(extra: dict[str, Any]) -> dict[str, Any] | None:
+    from ..objectives import report_view
+
+    return report_view(extra)
+
+
 def _header_view(run: RunInfo, summary: RunSummary) -> dict[str, Any]:
     target = redact(run.target or {})
     duration = (run.ended - run.started) * 1000 if run.ended and run.started else None
@@ -101,6 +107,7 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
         run=_header_view(run, summary),
         summary=summary,
         verdict=_verdict_view(extra.get("verdict")),
+        objectives=_objectives_view(extra),
         cases=cases,
         topics=[t.topic for t in summary.topics],
         tags=tags,

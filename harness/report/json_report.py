@@ -26,13 +26,19 @@ def build_json(run: RunInfo, results: Sequence[CaseResult]) -> dict[str, Any]:
     summary = summarize(results)
     status = status_line(run, summary)
     extra = run.extra if isinstance(run.extra, dict) else {}
-    return {
+    doc = {
         "schema_version": SCHEMA_VERSION,
         "run": redact(run.to_dict()),
         "summary": {"status": status.level, "status_line": status.text, **summary.to_dict()},
         "verdict": redact(extra.get("verdict")),
-        "results": [r.to_dict() for r in results],
     }
+    from ..objectives import report_view
+
+    objectives = report_view(extra)
+    if objectives is not None:  # beside the verdict: the missed objectives' lines
+        doc["objectives"] = objectives
+    doc["results"] = [r.to_dict() for r in results]
+    return doc
 
 
 def _finite(value: Any) -> Any:

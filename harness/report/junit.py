@@ -85,6 +85,10 @@ def build_junit(run: RunInfo, results: Sequence[CaseResult]) -> ET.ElementTree:
         "target.model": target.get("model") or run.model,
         "run.status": run.status,
     }
+    from ..objectives import missed_lines
+
+    for i, text in enumerate(missed_lines(run.extra if isinstance(run.extra, dict) else None), 1):
+        props[f"objective.missed.{i}"] = text  # beside the verdict; never a failure of its own
     for tally in summary.topics:
         suite = ET.SubElement(root, "testsuite")
         _set(suite, "name", tally.topic)
