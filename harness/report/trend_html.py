@@ -254,7 +254,26 @@ def _chart_data(data: TrendData) -> dict[str, Any]:
         "focus": data.focus.run_id if data.focus else None,
         "focusX": _focus_x(data),
         "baseline": data.baseline.run_id if data.baseline else None,
+        "budgets": _budgets(data),
     }
+
+
+def _objectives(data: TrendData) -> dict[str, Any] | None:
+    """The focus run's missed objectives, beside its verdict."""
+    if data.focus is None:
+        return None
+    from ..objectives import report_view
+
+    return report_view(data.focus.extra if isinstance(data.focus.extra, dict) else None)
+
+
+def _budgets(data: TrendData) -> dict[str, Any] | None:
+    """Each objective's budget left per run (one suite's page only: objectives are a suite's)."""
+    if data.trends.period != "run":
+        return None
+    from ..objectives.chart import budget_series
+
+    return budget_series(data.runs, data.trends.points)
 
 
 def _focus_x(data: TrendData) -> float | None:
@@ -295,6 +314,7 @@ def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = Tru
     return environment().get_template("trend.html.j2").render(
         title=_title(data), suite=data.suite, span=span, run_count=len(runs), since=fmt_time(data.since) if data.since else None,
         badge=badge, badge_slug=verdict["slug"] if verdict else "", level=level, focus=focus, verdict=verdict,
+        objectives=_objectives(data),
         changes=[_change_view(c, i) for i, c in enumerate(data.changes, 1)], changes_total=data.changes_total,
         changes_source=data.changes_source, baseline=data.baseline.run_id if data.baseline else None,
         flaky=flaky, flaky_agreement=any(f["agreement"] for f in flaky), history=_history_view(data), verdict_classes=classes,
