@@ -485,7 +485,7 @@ class JudgeSpec(Strict):
     cache: bool = True
 
 
-NotifyWhen = Literal["always", "regression", "drift", "infra", "judge_drift", "failed", "change"]
+NotifyWhen = Literal["always", "regression", "drift", "infra", "judge_drift", "failed", "change", "budget"]
 
 
 class SlackSpec(Strict):

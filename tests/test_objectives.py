@@ -390,3 +390,34 @@ def test_import_of_a_foreign_document_is_one_line(project, tmp_path):
                                      "  indicator: {spec: {ratioMetric: {total: {metricSource: {type: Prometheus}}}}}\n")
     out = project.harness("slo", "import", str(tmp_path / "x.yaml"))
     assert out.returncode == 2 and "Prometheus" in out.stderr and "Traceback" not in out.stderr
+
+
+# ---------------------------------------------------------------- Slack
+
+
+def test_slack_budget_alerts_page_once_and_send_a_recovery(project):
+    from fake_slack import FakeSlack
+
+    with FakeSlack() as slack:
+        _sim_project(project, '  - {name: answer-time, indicator: turn_ms, stat: p90, target: "< 150", window: 2 runs}',
+                     "budget_policy: {alerts: [{severity: page, long: 2 runs, short: 1 run, rate: 3}]}\n"
+                     f"notify: {{slack: {{webhook_url: '{slack.webhook_url}', when: [budget]}}}}")
+
+        def run(*fault: str) -> list[dict]:
+            before = len(slack.messages)
+            out = project.harness("run", "suites/sim.yaml", "--no-reports", "-q", *fault)
+            assert out.returncode == 0, out.stdout + out.stderr
+            assert "warning" not in out.stderr, out.stderr
+            return slack.messages[before:]
+
+        assert run() == []  # a healthy first run: nothing to say (and `budget` alone sends no run summary)
+        (page,) = run("--sim-fault", "latency:300")
+        header = page["blocks"][0]["text"]["text"]
+        assert header.startswith(":fire: sim: error budget burning fast")
+        assert "objective answer-time: p90 turn_ms" in page["blocks"][1]["text"]["text"]
+        assert "fast burn" in page["blocks"][1]["text"]["text"]
+        assert run("--sim-fault", "latency:300") == []  # still burning: the team knows already
+        assert run() == []  # the window still holds a slow run: still post-mortem, no recovery yet
+        (ok,) = run()
+        assert ok["blocks"][0]["text"]["text"] == ":white_check_mark: sim: error budget recovered"
+        assert "answer-time: back to ok, budget 100% left over 2 runs" in ok["blocks"][1]["text"]["text"]

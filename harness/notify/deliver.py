@@ -108,6 +108,19 @@ async def deliver_async(run: RunInfo, results: list[CaseResult], spec: NotifySpe
                 warnings.append(_keep(store, run.run_id, exc, redactor))
         else:
             log.info("slack: not sent: %s", decision.reason)
+        if "budget" in spec.slack.when:  # a fast burn or a policy threshold crossed, and its recovery
+            from ..objectives.alerts import budget_message
+
+            message = budget_message(run, history.previous if history else None, spec.slack.mention)
+            if message is not None:
+                threaded = bool(spec.slack.token and spec.slack.channel)
+                payload = redactor.payload({"mode": "bot" if threaded else "webhook", "messages": [message],
+                                            "thread": [], "thread_ts": None, "channel": None})
+                try:
+                    await slack.send(payload, spec.slack, redactor, retries=retries, backoff_s=backoff_s,
+                                     timeout_s=timeout_s)
+                except DeliveryError as exc:
+                    warnings.append(_keep(store, run.run_id, exc, redactor))
     if spec.datadog is not None:
         payload = datadog.build_payload(run, results, summary, spec.datadog, link, redactor)
         if spec.datadog.llm_observability and spec.datadog.app_key is None:
