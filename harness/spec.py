@@ -506,6 +506,7 @@ class DatadogSpec(Strict):
     env: str | None = None
     events: bool = True
     llm_observability: bool = False
+    slos: bool = Field(default=False, description="create or update each objective as a Datadog SLO (needs app_key)")
 
 
 class NotifySpec(Strict):

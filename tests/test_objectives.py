@@ -150,7 +150,7 @@ def test_budgets_and_burn_rates_match_the_hand_computed_history(seeded):
     assert t["consumed"] == pytest.approx(3 / 49 / 0.10)
     assert t["budget_left"] == pytest.approx(1 - 3 / 49 / 0.10)
     assert t["word"] == "freeze"
-    assert t["run"] == {"run_id": "run-4", "value": pytest.approx(1500.0), "met": False, "events": 10}
+    assert t["run"] == {"run_id": "run-4", "value": pytest.approx(1500.0), "met": False, "events": 10, "bad": 3}
     assert t["sli"] == pytest.approx(46 / 49)
     # long window 2 runs: 3/20/0.1 = 1.5; short 1 run: 3/10/0.1 = 3.0; both >= 1.4: a fast burn
     (alert,) = t["alerts"]
@@ -421,3 +421,54 @@ def test_slack_budget_alerts_page_once_and_send_a_recovery(project):
         (ok,) = run()
         assert ok["blocks"][0]["text"]["text"] == ":white_check_mark: sim: error budget recovered"
         assert "answer-time: back to ok, budget 100% left over 2 runs" in ok["blocks"][1]["text"]["text"]
+
+
+# ---------------------------------------------------------------- Datadog
+
+
+def test_datadog_gets_gauges_per_objective_and_the_objectives_as_slos(project):
+    from fake_datadog import FakeDatadog
+
+    with FakeDatadog(app_key="dd-app-KEY-abcdef0123456789") as dd:
+        _sim_project(project, "\n".join([
+            '  - {name: answer-time, indicator: turn_ms, stat: p99, target: "< 5000", window: 7d}',
+            '  - {name: availability, indicator: infra_error_rate, target: "< 0.1%"}',
+            '  - {name: mean-turn, indicator: turn_ms, stat: mean, target: "< 100"}',
+        ]), f"notify: {{datadog: {{api_key: '{dd.api_key}', app_key: '{dd.app_key}', host: '{dd.host}', "
+            "env: ci, slos: true}}")
+        for _ in range(2):
+            out = project.harness("run", "suites/sim.yaml", "--no-reports", "-q")
+            assert out.returncode == 0, out.stdout + out.stderr
+            assert "warning" not in out.stderr, out.stderr
+        assert dd.problems == []
+        gauges = [s for s in dd.series if s["metric"].startswith("harness.objective.")]
+        names = {s["metric"] for s in gauges}
+        assert {"harness.objective.sli", "harness.objective.window_sli", "harness.objective.budget_left",
+                "harness.objective.budget_consumed", "harness.objective.burn_rate", "harness.objective.events",
+                "harness.objective.good_events"} <= names
+        left = [s for s in gauges if s["metric"] == "harness.objective.budget_left"
+                and "objective:answer-time" in s["tags"]]
+        assert len(left) == 2 and left[-1]["points"][0]["value"] == pytest.approx(1.0)
+        assert "suite:sim" in left[-1]["tags"] and "indicator:turn_ms" in left[-1]["tags"]
+        assert "window:1_run" in {t for s in gauges if s["metric"] == "harness.objective.burn_rate" for t in s["tags"]}
+        # a mean has no events to count: no SLO for it; the others were created once, then updated
+        assert [w for w, _ in dd.slo_writes] == ["create", "create", "update", "update"]
+        slos = {s["name"]: s for s in dd.slos.values()}
+        assert set(slos) == {"sim · answer-time", "sim · availability"}
+        avail = slos["sim · availability"]
+        assert avail["thresholds"] == [{"timeframe": "30d", "target": 99.9}]
+        assert avail["query"]["numerator"] == \
+            "sum:harness.objective.good_events{suite:sim,objective:availability,env:ci}.as_count()"
+        assert slos["sim · answer-time"]["thresholds"][0] == {"timeframe": "7d", "target": 99.0}
+
+
+def test_datadog_slos_without_an_application_key_are_skipped_with_a_warning(project):
+    from fake_datadog import FakeDatadog
+
+    with FakeDatadog() as dd:
+        _sim_project(project, '  - {name: availability, indicator: infra_error_rate, target: "< 5%"}',
+                     f"notify: {{datadog: {{api_key: '{dd.api_key}', host: '{dd.host}', slos: true}}}}")
+        out = project.harness("run", "suites/sim.yaml", "--no-reports", "-q")
+        assert out.returncode == 0
+        assert "datadog slos: skipped, they need notify.datadog.app_key" in out.stderr
+        assert dd.slos == {} and any(s["metric"] == "harness.objective.budget_left" for s in dd.series)

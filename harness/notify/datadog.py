@@ -118,6 +118,9 @@ def build_series(run: RunInfo, summary: RunSummary, spec: DatadogSpec) -> list[d
         add("harness.topic.error_rate", GAUGE, t.error_rate if t.executed else None, extra)
         add("harness.topic.cases", COUNT, t.executed, extra)
         add("harness.topic.failed", COUNT, t.failed, extra)
+    from ..objectives.metrics import objective_series
+
+    series += objective_series(run.extra if isinstance(run.extra, dict) else None, ts, tags, tag)
     return series
 
 
@@ -193,6 +196,13 @@ def build_payload(run: RunInfo, results: list[CaseResult], summary: RunSummary, 
         payload["event"] = event
     if spec.llm_observability:
         payload["experiment"] = build_experiment(run, results, summary)
+    if spec.slos:
+        from ..objectives.metrics import slo_definitions
+
+        scope = [tag("env", spec.env)] if spec.env else []
+        slos = slo_definitions(run.extra if isinstance(run.extra, dict) else None, run.suite, tag, scope)
+        if slos:
+            payload["slos"] = slos
     return redactor.payload(payload)
 
 
@@ -278,6 +288,8 @@ def _send_part(spec: DatadogSpec, part: str, body: Any, retries: int, backoff_s:
             from datadog_api_client.v1.api.events_api import EventsApi
 
             EventsApi(api).create_event(body=_event_model(body))
+        elif part == "slos":
+            _sync_slos(api, body)
         elif part == "experiment":
             from ._llmobs import send_experiment
 
@@ -293,8 +305,34 @@ class _Refused(Exception):
     pass
 
 
-PARTS = ("series", "event", "experiment")
-DESTINATION = {"series": "datadog metrics", "event": "datadog event", "experiment": "datadog llm observability"}
+def _sync_slos(api: Any, slos: list[dict[str, Any]]) -> None:
+    """Create each objective's metric SLO, or update the one an earlier run created (found by
+    its `harness_objective:` tag), so Datadog's SLO page shows the suite's objectives."""
+    from datadog_api_client.v1.api.service_level_objectives_api import ServiceLevelObjectivesApi
+    from datadog_api_client.v1.model.service_level_objective import ServiceLevelObjective
+    from datadog_api_client.v1.model.service_level_objective_query import ServiceLevelObjectiveQuery
+    from datadog_api_client.v1.model.service_level_objective_request import ServiceLevelObjectiveRequest
+    from datadog_api_client.v1.model.slo_threshold import SLOThreshold
+    from datadog_api_client.v1.model.slo_timeframe import SLOTimeframe
+    from datadog_api_client.v1.model.slo_type import SLOType
+
+    slo_api = ServiceLevelObjectivesApi(api)
+    for s in slos:
+        fields = dict(
+            name=s["name"], description=s["description"], type=SLOType.METRIC, tags=s["tags"],
+            query=ServiceLevelObjectiveQuery(numerator=s["numerator"], denominator=s["denominator"]),
+            thresholds=[SLOThreshold(timeframe=SLOTimeframe(s["timeframe"]), target=s["target"])],
+        )
+        found = slo_api.list_slos(tags_query=s["tags"][-1]).get("data") or []
+        if found:
+            slo_api.update_slo(found[0]["id"], body=ServiceLevelObjective(**fields))
+        else:
+            slo_api.create_slo(body=ServiceLevelObjectiveRequest(**fields))
+
+
+PARTS = ("series", "event", "slos", "experiment")
+DESTINATION = {"series": "datadog metrics", "event": "datadog event", "slos": "datadog slos",
+               "experiment": "datadog llm observability"}
 
 
 async def send(payload: dict[str, Any], spec: DatadogSpec, redactor: Redactor, *, retries: int = 3,

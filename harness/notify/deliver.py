@@ -126,6 +126,9 @@ async def deliver_async(run: RunInfo, results: list[CaseResult], spec: NotifySpe
         if spec.datadog.llm_observability and spec.datadog.app_key is None:
             payload.pop("experiment", None)
             warnings.append("datadog llm observability: skipped, it needs notify.datadog.app_key")
+        if "slos" in payload and spec.datadog.app_key is None:
+            payload.pop("slos")
+            warnings.append("datadog slos: skipped, they need notify.datadog.app_key")
         for exc in await datadog.send(payload, spec.datadog, redactor, retries=retries, backoff_s=backoff_s,
                                       timeout_s=timeout_s):
             warnings.append(_keep(store, run.run_id, exc, redactor))

@@ -26,6 +26,7 @@ class ObjectiveResult:
     value: float | None  # that run's SLI: its p99 ms, its error or pass rate
     met: bool | None  # that run's SLI meets the target (None: no events)
     run_events: int
+    run_bad: int | None  # that run's bad events (None for a mean)
     window_value: float | None  # over the window: the good share (times, pass rate), the error rate, the mean
     budget: Budget | None  # None for a mean, which has no events to budget
     word: str
@@ -57,7 +58,8 @@ class ObjectiveResult:
             "target": s.target_text,
             "window": str(s.window),
             "objective": s.describe(),
-            "run": {"run_id": self.run_id, "value": self.value, "met": self.met, "events": self.run_events},
+            "run": {"run_id": self.run_id, "value": self.value, "met": self.met, "events": self.run_events,
+                    "bad": self.run_bad},
             "sli": self.window_value,
             "runs": self.window_runs,
             "events": self.window_events,
@@ -148,10 +150,10 @@ def evaluate_one(o: ObjectiveSpec, policy: BudgetPolicy, runs: list[tuple[str, f
                  now: float) -> ObjectiveResult:
     latest = runs[0] if runs else None
     value = met = None
-    run_events = 0
+    run_events, run_bad = 0, None
     if latest is not None:
         value = tallies.run_value(o, latest[2])
-        run_events = tallies.events(o, latest[2])[0]
+        run_events, run_bad = tallies.events(o, latest[2])
         met = None if value is None else o.target.met(value)
     allowed = o.allowed_bad
     samples = [Sample(rid, started, *tallies.events(o, t)) for rid, started, t in runs]
@@ -168,7 +170,7 @@ def evaluate_one(o: ObjectiveSpec, policy: BudgetPolicy, runs: list[tuple[str, f
                 total += s
         window_value = total / n if n else None
         word = NO_DATA if window_value is None else ("ok" if o.target.met(window_value) else MISSED)
-        return ObjectiveResult(o, latest[0] if latest else None, value, met, run_events, window_value, None, word,
+        return ObjectiveResult(o, latest[0] if latest else None, value, met, run_events, None, window_value, None, word,
                                window_runs, window_events, ["a mean has no error budget: met or missed"])
     b = budget(samples, o.window, now, allowed, policy, o.unit)
     w: Figure = b.window
@@ -181,7 +183,7 @@ def evaluate_one(o: ObjectiveSpec, policy: BudgetPolicy, runs: list[tuple[str, f
         notes.append(w.note)
     if o.window.runs is not None and len(in_window) < o.window.runs and in_window:
         notes.append(f"{len(in_window)} of {o.window} in the history so far")
-    return ObjectiveResult(o, latest[0] if latest else None, value, met, run_events, window_value, b, b.word,
+    return ObjectiveResult(o, latest[0] if latest else None, value, met, run_events, run_bad, window_value, b, b.word,
                            window_runs, window_events, notes)
 
 
