@@ -17,9 +17,9 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 Indicator = Literal["first_token_ms", "turn_ms", "infra_error_rate", "check_fail_rate", "judge_fail_rate", "pass_rate"]
 Stat = Literal["p50", "p90", "p95", "p99", "mean"]
@@ -114,6 +114,15 @@ def parse_share(v: Any, what: str) -> float:
     return share
 
 
+# What a user writes, for the JSON Schema (the models hold parsed values)
+TargetText = Annotated[Target, WithJsonSchema({"type": "string", "pattern": r"^\s*(<=|>=|<|>)\s*[0-9.]+\s*(%|ms|s)?\s*$",
+                                               "examples": ["< 5000", "< 0.1%", ">= 95%"]})]
+WindowText = Annotated[Window, WithJsonSchema({"type": "string", "pattern": r"^\s*[0-9]+\s*(d|h|r|runs?|days?|hours?)\s*$",
+                                               "examples": ["28d", "12h", "30 runs"]})]
+Share = Annotated[float, WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0},
+                                                   {"type": "string", "pattern": r"^\s*[0-9.]+\s*%\s*$"}]})]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
@@ -124,8 +133,8 @@ class ObjectiveSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     indicator: Indicator = Field(description="what is measured: turn or first-token time, or a share of calls")
     stat: Stat | None = Field(default=None, description="first_token_ms / turn_ms: p50, p90, p95, p99 or mean (default p95)")
-    target: Target = Field(description='"< 5000" (ms), "< 0.1%" (error rates), ">= 95%" (pass_rate)')
-    window: Window = Field(default_factory=lambda: parse_window("28d"), description="28d, 12h or 30 runs")
+    target: TargetText = Field(description='"< 5000" (ms), "< 0.1%" (error rates), ">= 95%" (pass_rate)')
+    window: WindowText = Field(default_factory=lambda: parse_window("28d"), description="28d, 12h or 30 runs")
     check: str | None = Field(default=None, description="check_fail_rate: the check, e.g. json")
     rubric: str | None = Field(default=None, description="judge_fail_rate: the rubric (default every judged answer)")
     topic: str | None = Field(default=None, description="pass_rate, infra_error_rate: only calls of this topic")
@@ -198,8 +207,8 @@ class BurnAlert(_Strict):
     """Fires when the burn rate over both windows is at least `rate` (1 = the budget lasts the window)."""
 
     severity: Literal["page", "ticket"] = "page"
-    long: Window
-    short: Window
+    long: WindowText
+    short: WindowText
     rate: float = Field(gt=0)
 
     @field_validator("long", "short", mode="before")
@@ -211,9 +220,9 @@ class BurnAlert(_Strict):
 class BudgetPolicy(_Strict):
     """What the share of the error budget consumed means for releases."""
 
-    slow_down: float = Field(default=0.25, description="slow down and add tests from this share consumed")
-    freeze: float = Field(default=0.50, description="freeze releases from this share consumed")
-    post_mortem: float = Field(default=1.00, description="a post-mortem from this share consumed")
+    slow_down: Share = Field(default=0.25, description="slow down and add tests from this share consumed")
+    freeze: Share = Field(default=0.50, description="freeze releases from this share consumed")
+    post_mortem: Share = Field(default=1.00, description="a post-mortem from this share consumed")
     gate: bool = Field(default=False, description="a run exits 1 while an objective's policy says freeze")
     alerts: list[BurnAlert] = Field(default_factory=_default_alerts, description="multi-window burn-rate alerts")
 
