@@ -18,6 +18,7 @@ import pytest
 from conftest import REPO
 from harness.records import AgentReply, CaseResult, CheckResult, Outcome, RunInfo, Transcript, Turn
 from harness.store import Store
+from pg_fixtures import pg_server, pg_url  # noqa: F401  (fixtures)
 
 DAY = 86400.0
 NOW = time.time()
@@ -188,6 +189,19 @@ def test_budgets_and_burn_rates_match_the_hand_computed_history(seeded):
     assert m["budget_left"] is None
     assert m["sli"] == pytest.approx((36 * 100 + 3 * 1500) / 39)
     assert m["word"] == "missed"
+
+
+def test_postgres_history_gives_the_same_figures(seeded, pg_url):
+    on_sqlite = _status(seeded, "suites/seeded.yaml")
+    store = Store.open(pg_url)
+    try:
+        _seed(store)
+    finally:
+        store.close()
+    on_pg = _status(seeded, "suites/seeded.yaml", "--store", pg_url)
+    assert on_pg == on_sqlite
+    again = _status(seeded, "suites/seeded.yaml", "--store", pg_url)  # from the tallies kept in PostgreSQL
+    assert again == on_sqlite
 
 
 def test_status_prints_one_line_per_objective_with_its_word(seeded):
