@@ -76,15 +76,23 @@ async def judge_run(spec: JudgeSpec, cache_url: str, raw_check: dict, answers: l
 
 async def http_floor(url: str, n: int, concurrency: int) -> float:
     """The same number of bare POSTs to the same server on the same kind of client: the floor."""
-    from harness.httpclient import make_client
+    import json
 
-    client = make_client(timeout=30, max_connections=concurrency)
+    from harness.httpclient import Session
+
+    client = Session(timeout=30, max_connections=concurrency, headers={"Content-Type": "application/json"})
     gate = asyncio.Semaphore(concurrency)
-    body = {"model": "bench-judge", "messages": [{"role": "user", "content": "Test Case:\nお名前" + "x" * 1500}]}
+    body = json.dumps({"model": "bench-judge",
+                       "messages": [{"role": "user", "content": "Test Case:\nお名前" + "x" * 1500}]}).encode()
 
     async def one() -> None:
         async with gate:
-            (await client.post(url + "/chat/completions", json=body)).raise_for_status()
+            reply = await client.send("POST", url + "/chat/completions", body, endpoint=url)
+            try:
+                await reply.read()
+                assert reply.status == 200, reply.status
+            finally:
+                await reply.aclose()
 
     t0 = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(n)))

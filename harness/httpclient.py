@@ -1,16 +1,17 @@
-"""The HTTP clients targets use, and the one place HTTP failures become `InfraError`s.
+"""The HTTP session every model request goes through, and the one place HTTP failures become `InfraError`s.
 
 Targets talk to model gateways and webhooks at high concurrency, and whatever CPU a request
 costs the harness shows up as the agent's latency. httpx's own connection pool costs
-several milliseconds of CPU per request at 50 concurrent calls, so the targets' hot path
-(`Session`) is plain aiohttp: one `ClientSession` with a keep-alive pool per target, well
-under a millisecond per request. `make_client` gives an httpx client on aiohttp's
-transport (httpx-aiohttp) for the judge and the LLM callers, which send few requests and
-are written against httpx's API.
+several milliseconds of CPU per request at 50 concurrent calls, so the session (`Session`)
+is plain aiohttp: one `ClientSession` with a keep-alive pool per target or model client,
+well under a millisecond per request. The OpenAI-compatible chat client (`harness.chat`)
+that the openai target, the judge and the LLM caller share is built on it, and so is the
+http target.
 
 All mapping from transport exceptions and HTTP statuses to error kinds lives here, so the
-openai and http targets classify a 429, a 503 or a dropped connection the same way, and
-the runner's retries and circuit breaker see the same kinds whatever the target.
+openai and http targets, the judge and the callers classify a 429, a 503 or a dropped
+connection the same way; so do the one retry policy (`RetryPolicy`, the backoff the runner
+and the model clients share) and the one secret masker (`Masker`).
 """
 
 from __future__ import annotations
@@ -19,50 +20,27 @@ import asyncio
 import email.utils
 import errno
 import os
+import random
 import socket
 import time
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic_core import from_json
 
 from .errors import InfraError
 
-if TYPE_CHECKING:  # imported on first use: httpx and aiohttp cost ~0.2 s to import
+if TYPE_CHECKING:  # imported on first use: aiohttp costs ~0.2 s to import
     import aiohttp
-    import httpx
+
+T = TypeVar("T")
 
 # Statuses that mean "the server is there but could not serve this now": worth a retry.
 SERVER_ERROR_STATUSES = frozenset({500, 502, 503, 504, 520, 521, 522, 524, 529})
 EXCERPT_CHARS = 200
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
 _IDLE_KEEP_S = 15.0  # pooled connections idle longer than this are dropped (servers close them anyway)
-
-
-def make_client(
-    *,
-    timeout: float,
-    max_connections: int,
-    headers: Mapping[str, str] | httpx.Headers | None = None,
-    base_url: str | None = None,
-) -> httpx.AsyncClient:
-    """An httpx client on the aiohttp transport, sized for `max_connections` concurrent calls.
-
-    The aiohttp session inside is created on the first request, in the running event loop,
-    so the client can be built before a loop exists; close it with `await client.aclose()`.
-    Connecting gets its own, shorter budget so a dead host fails fast.
-    """
-    import httpx
-    from httpx_aiohttp import HttpxAiohttpClient
-
-    return HttpxAiohttpClient(
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        headers=headers,
-        base_url=base_url or "",
-        follow_redirects=False,
-    )
 
 
 class Reply:
@@ -127,9 +105,8 @@ class Session:
     def for_target(cls, limits: Any, headers: Mapping[str, str], defaults: Mapping[str, str]) -> "Session":
         """A target's session: its limits, and the user's headers over ours (names compared
         without case, so a user's Content-Type replaces the default one)."""
-        merged = {name.lower(): (name, value) for name, value in defaults.items()}
-        merged.update((name.lower(), (name, value)) for name, value in headers.items())
-        return cls(timeout=limits.timeout_s, max_connections=limits.concurrency + 4, headers=dict(merged.values()))
+        return cls(timeout=limits.timeout_s, max_connections=limits.concurrency + 4,
+                   headers=merge_headers(defaults, headers))
 
     def open(self) -> "Session":
         """Make the aiohttp session now, inside the event loop, and return self.
@@ -234,7 +211,114 @@ def _proxy_for(url: str) -> tuple[str | None, Any]:
     return urlunsplit((p.scheme, p.netloc.rpartition("@")[2], p.path, p.query, p.fragment)), auth
 
 
-def safe_endpoint(url: str | httpx.URL) -> str:
+def merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
+    """Header mappings merged left to right, names compared without case (a later layer's
+    `content-type` replaces an earlier `Content-Type`)."""
+    merged: dict[str, tuple[str, str]] = {}
+    for layer in layers:
+        merged.update((name.lower(), (name, value)) for name, value in layer.items())
+    return dict(merged.values())
+
+
+MASK = "***"
+MIN_SECRET_CHARS = 6  # shorter values are placeholders ("EMPTY", "none"): blanking them would mangle words
+_SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "session", "signature", "password", "credential")
+
+
+class Masker:
+    """Blanks known secrets out of text: the one place a model client's key is kept out of
+    error lines and out of the text it stores.
+
+    The secrets are the API key and the values of the configured headers whose names say
+    they carry credentials (Authorization, X-Api-Key, Cookie, …); for a `Bearer`/`Basic`
+    value, the credential after the scheme too, since servers echo the token alone.
+    Iterating a masker gives its secrets, so it can be passed as `redact=`.
+    """
+
+    __slots__ = ("secrets",)
+
+    def __init__(self, secrets: Iterable[str | None] = ()):
+        found = {s for s in secrets if s and len(s) >= MIN_SECRET_CHARS}
+        self.secrets = tuple(sorted(found, key=len, reverse=True))  # longest first: "Bearer k" before "k"
+
+    @classmethod
+    def of(cls, api_key: str | None = None, headers: Mapping[str, str] | None = None,
+           url: str | None = None) -> "Masker":
+        """The secrets of one client: its key, its credential headers, the password in its URL."""
+        found: list[str | None] = [api_key]
+        for name, value in (headers or {}).items():
+            if any(word in name.lower() for word in _SECRET_HEADER_WORDS):
+                found.append(value)
+                scheme, _, credential = value.partition(" ")
+                if credential and scheme.lower() in ("bearer", "basic", "token"):
+                    found.append(credential.strip())
+        if url:
+            found.append(unquote(urlsplit(url).password or ""))
+        return cls(found)
+
+    def __bool__(self) -> bool:
+        return bool(self.secrets)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.secrets)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def error(self, err: InfraError) -> InfraError:
+        """`err` itself, or a copy with every secret blanked out of its message."""
+        if not any(secret in err.detail for secret in self.secrets):
+            return err
+        return InfraError(err.kind, self(err.detail), endpoint=err.endpoint, retry_after=err.retry_after,
+                          retryable=err.retryable, status=err.status)
+
+
+class RetryPolicy:
+    """When a failed request is tried again, and after how long: the one backoff the runner's
+    guard and the model clients (judge, LLM caller) share.
+
+    A retryable `InfraError` is tried again up to `retries` times, after an exponential
+    backoff with jitter (`backoff_s` doubling up to `backoff_max_s`, drawn from the upper
+    half); a server's Retry-After wins when longer, capped at `backoff_max_s`.
+    """
+
+    __slots__ = ("retries", "backoff_s", "backoff_max_s", "rng")
+
+    def __init__(self, retries: int, backoff_s: float, backoff_max_s: float, *, rng: random.Random | None = None):
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.rng = rng or random.Random()
+
+    def delay(self, attempt: int, err: InfraError) -> float:
+        """Seconds to wait before retry number `attempt + 1`."""
+        base = min(self.backoff_max_s, self.backoff_s * (2**attempt))
+        delay = self.rng.uniform(base / 2, base)
+        if err.retry_after is not None:
+            delay = max(delay, min(err.retry_after, self.backoff_max_s))
+        return delay
+
+    def retries_after(self, attempt: int, err: InfraError) -> bool:
+        """Whether a request that failed with `err` on try `attempt` (from 0) is sent again."""
+        return err.retryable and attempt < self.retries
+
+    async def run(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """`fn()`, called again after a backoff while it fails with a retryable `InfraError`."""
+        attempt = 0
+        while True:
+            try:
+                return await fn()
+            except InfraError as e:
+                if not self.retries_after(attempt, e):
+                    raise
+                await asyncio.sleep(self.delay(attempt, e))
+                attempt += 1
+
+
+def safe_endpoint(url: str) -> str:
     """The URL without user info, query or fragment: fit for an error line or a report.
 
     Webhook URLs and gateways sometimes carry tokens in the query string or as user info.
@@ -266,13 +350,35 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - now)
 
 
+# Where a server says how long to wait: OpenAI's milliseconds, the standard header, and the
+# upstream provider's own header as a LiteLLM gateway passes it on.
+_RETRY_AFTER_MS = ("retry-after-ms", "llm_provider-retry-after-ms")
+_RETRY_AFTER = ("retry-after", "llm_provider-retry-after")
+
+
+def retry_after_of(headers: Mapping[str, str]) -> float | None:
+    """Seconds a response asks the client to wait before trying again, or None."""
+    for name in _RETRY_AFTER_MS:
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) / 1000)
+            except ValueError:
+                pass
+    for name in _RETRY_AFTER:
+        seconds = parse_retry_after(headers.get(name))
+        if seconds is not None:
+            return seconds
+    return None
+
+
 def excerpt(body: bytes | str, *, redact: Iterable[str] = ()) -> str:
     """A short one-line excerpt of a response body, with any known secret blanked out."""
     text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else body
     text = " ".join(text.split())
     for secret in redact:
         if secret:
-            text = text.replace(secret, "***")
+            text = text.replace(secret, MASK)
     return text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else "")
 
 
@@ -287,7 +393,8 @@ def status_error(
 ) -> InfraError | None:
     """The error a non-2xx response stands for, or None when the status is a success.
 
-    - 429 → rate_limited, retried after `Retry-After` (seconds or an HTTP date).
+    - 429 → rate_limited, retried after `Retry-After` (seconds or an HTTP date; also
+      `retry-after-ms` and a LiteLLM gateway's `llm_provider-retry-after`).
     - 500/502/503/504 (and the CDN/overload 52x, 529) → server_error, retried; a 503's
       `Retry-After` is honoured too.
     - 408 → timeout (the server gave up waiting on us; worth a retry).
@@ -298,7 +405,7 @@ def status_error(
     if 200 <= status < 300:
         return None
     reason = _reason(status)
-    retry_after = parse_retry_after(headers.get("retry-after"))
+    retry_after = retry_after_of(headers)
     if status == 429:
         wait = f"; retry after {retry_after:g}s" if retry_after is not None else ""
         return InfraError("rate_limited", f"HTTP 429 Too Many Requests{wait}", endpoint=endpoint,
@@ -321,25 +428,18 @@ def status_error(
 
 
 def transport_error(exc: BaseException, endpoint: str, *, during_body: bool = False) -> InfraError:
-    """The error a transport exception (aiohttp's, or httpx's on the aiohttp transport) stands for.
+    """The error an aiohttp exception stands for.
 
-    httpx-aiohttp re-raises aiohttp errors as httpx ones but folds some together (a server
-    that hangs up becomes a "ConnectTimeout"), so the original aiohttp error, kept as the
-    cause, is looked at first. A failure after the response started (`during_body`) means
-    the server was reached and broke off mid-answer: a retryable protocol error, which the
-    circuit breaker does not count as the target being down.
+    A failure after the response started (`during_body`) means the server was reached and
+    broke off mid-answer: a retryable protocol error, which the circuit breaker does not
+    count as the target being down.
     """
     import aiohttp
 
-    httpx = _httpx_if_loaded()
-    from_httpx = httpx is not None and isinstance(exc, httpx.HTTPError)
-    cause = exc.__cause__ if from_httpx and exc.__cause__ is not None else exc
-    if isinstance(cause, (asyncio.TimeoutError, TimeoutError)) or (
-        from_httpx and cause is exc and isinstance(exc, httpx.TimeoutException)
-    ):
+    cause = exc
+    if isinstance(cause, (asyncio.TimeoutError, TimeoutError)):
         # ConnectionTimeoutError is aiohttp 3.10+; older ones say only "ServerTimeoutError"
-        connecting = isinstance(cause, getattr(aiohttp, "ConnectionTimeoutError", ())) or (
-            from_httpx and cause is exc and isinstance(exc, httpx.ConnectTimeout))
+        connecting = isinstance(cause, getattr(aiohttp, "ConnectionTimeoutError", ()))
         what = "connecting" if connecting else "waiting for the response"
         return InfraError("timeout", f"timed out {what}", endpoint=endpoint)
     if isinstance(cause, aiohttp.ClientConnectorError):
@@ -349,11 +449,9 @@ def transport_error(exc: BaseException, endpoint: str, *, during_body: bool = Fa
         return InfraError("connection", f"cannot connect: {_msg(os_error or cause)}", endpoint=endpoint)
     if isinstance(cause, ConnectionRefusedError):
         return InfraError("connection", "connection refused", endpoint=endpoint)
-    if isinstance(cause, aiohttp.InvalidURL) or (from_httpx and isinstance(exc, httpx.UnsupportedProtocol)):
+    if isinstance(cause, aiohttp.InvalidURL):
         return InfraError("protocol", f"unsupported URL: {_msg(cause)}", endpoint=endpoint, retryable=False)
-    if during_body or isinstance(cause, aiohttp.ClientPayloadError) or (
-        from_httpx and isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError))
-    ):
+    if during_body or isinstance(cause, aiohttp.ClientPayloadError):
         return InfraError("protocol", "the response broke off before it was complete",
                           endpoint=endpoint, retryable=True)
     if isinstance(cause, aiohttp.ServerDisconnectedError):
@@ -362,14 +460,6 @@ def transport_error(exc: BaseException, endpoint: str, *, during_body: bool = Fa
         return InfraError("protocol", f"the response is not valid HTTP: {_msg(cause)}", endpoint=endpoint,
                           retryable=True)
     return InfraError("connection", f"{type(cause).__name__}: {_msg(cause)}", endpoint=endpoint)
-
-
-def _httpx_if_loaded() -> Any:
-    """httpx if something already imported it; an error from the targets' plain aiohttp
-    session should not cost the import."""
-    import sys
-
-    return sys.modules.get("httpx")
 
 
 def loads(data: bytes) -> Any:
@@ -389,7 +479,7 @@ def loads(data: bytes) -> Any:
         return without_surrogates(json.loads(data))  # its own errors are ValueErrors too
 
 
-def parse_json(body: bytes, endpoint: str) -> Any:
+def parse_json(body: bytes, endpoint: str, *, redact: Iterable[str] = ()) -> Any:
     """Decode a JSON response body.
 
     A 200 whose body is not JSON is treated as a transient gateway glitch (a proxy's error
@@ -398,7 +488,7 @@ def parse_json(body: bytes, endpoint: str) -> Any:
     try:
         return loads(body)
     except ValueError as e:  # invalid UTF-8 included
-        raise InfraError("protocol", f"the response is not valid JSON ({e}): {excerpt(body)}",
+        raise InfraError("protocol", f"the response is not valid JSON ({e}): {excerpt(body, redact=redact)}",
                          endpoint=endpoint, retryable=True) from None
 
 

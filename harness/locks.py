@@ -6,12 +6,13 @@ holds it and stays out. The holder refreshes a heartbeat while it runs, so a hol
 died (killed job, lost host) gives the lock up after `stale_after` seconds; on the same
 host a dead process id frees it at once.
 
-Every statement is a single INSERT, UPDATE or DELETE with its condition in the WHERE
-clause, so taking a lock is atomic on SQLite and PostgreSQL alike without a read-then-write
-race (and without SQLite's lock-upgrade deadlock).
+A holder that only *looked* dead (a paused VM, a stalled network) may find on its next
+heartbeat that another process took the lock over. It then sets `lost` (with `lost_to`,
+the new holder) and calls `on_lost`: the pipeline stops starting cases, keeps what already
+finished and ends the run with `lost_message`, never writing over the new holder's work.
 
-The table, `suite_locks`, is defined in `harness.store.schema` and created by the store's
-migrations: pass the engine of a store opened with `Store.open`.
+The rows live in the store (`store.locks`, table `suite_locks`); pass a store opened with
+`Store.open`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-
-from sqlalchemy import Engine, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .errors import ExitCode, HarnessError
-from .store.schema import suite_locks
+from .store.locks import LockInfo
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["DEFAULT_STALE_AFTER_S", "LockHeld", "LockInfo", "SuiteLock", "holder"]
 
 DEFAULT_STALE_AFTER_S = 600.0
 
@@ -45,17 +49,6 @@ class LockHeld(HarnessError):
         )
 
 
-@dataclass(frozen=True)
-class LockInfo:
-    name: str
-    owner: str
-    host: str
-    pid: int
-    run_id: str | None
-    acquired: float
-    heartbeat: float
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -66,34 +59,34 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def holder(engine: Engine, name: str) -> LockInfo | None:
+def holder(store: Store, name: str) -> LockInfo | None:
     """Who holds the lock `name` right now (None if nobody)."""
-    with engine.connect() as conn:
-        row = conn.execute(select(suite_locks).where(suite_locks.c.name == name)).first()
-    return LockInfo(**row._asdict()) if row else None
+    return store.locks.holder(name)
 
 
 class SuiteLock:
     """The lock on one suite, held by this object.
 
-        with SuiteLock(store.engine, "daily-drift", run_id=run_id):
+        with SuiteLock(store, "daily-drift", run_id=run_id):
             ...   # raises LockHeld if another process holds it
 
     While held, a daemon thread refreshes the heartbeat every `stale_after / 4` seconds.
+    `on_lost` is called (on that thread) if a heartbeat finds the lock taken over.
     """
 
     def __init__(
         self,
-        engine: Engine,
+        store: Store,
         name: str,
         *,
         run_id: str | None = None,
         stale_after: float = DEFAULT_STALE_AFTER_S,
         heartbeat_every: float | None = None,
+        on_lost: Callable[[], object] | None = None,
     ) -> None:
         if stale_after <= 0:
             raise ValueError("stale_after must be positive")
-        self.engine = engine
+        self.store = store
         self.name = name
         self.run_id = run_id
         self.stale_after = stale_after
@@ -101,7 +94,10 @@ class SuiteLock:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.on_lost = on_lost
         self.lost = False  # set when a heartbeat found the lock taken over
+        self.lost_to: LockInfo | None = None  # who took it, as seen when we noticed
+        self.lost_at: float | None = None
         self._held = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -115,15 +111,13 @@ class SuiteLock:
     def try_acquire(self) -> LockInfo | None:
         """Take the lock if it is free or stale; return None on success, else the holder."""
         now = time.time()
-        row = {"name": self.name, "owner": self.owner, "host": self.host, "pid": self.pid,
-               "run_id": self.run_id, "acquired": now, "heartbeat": now}
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(suite_locks).values(**row))
+        mine = LockInfo(name=self.name, owner=self.owner, host=self.host, pid=self.pid,
+                        run_id=self.run_id, acquired=now, heartbeat=now)
+        locks = self.store.locks
+        if locks.insert(mine):
             return self._taken()
-        except IntegrityError:
-            pass  # somebody holds it (or held it and died): look closer below
-        current = holder(self.engine, self.name)
+        # somebody holds it (or held it and died): look closer
+        current = locks.holder(self.name)
         if current is None:
             return self.try_acquire()  # released in between; try again
         if current.owner == self.owner:
@@ -131,16 +125,9 @@ class SuiteLock:
         if not self._is_stale(current, now):
             return current
         # Take over, but only if the row is still exactly the stale one we looked at.
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(suite_locks)
-                .where(suite_locks.c.name == self.name, suite_locks.c.owner == current.owner,
-                       suite_locks.c.heartbeat == current.heartbeat)
-                .values(**row)
-            )
-        if done.rowcount == 1:
+        if locks.take_over(current, mine):
             return self._taken()
-        return holder(self.engine, self.name) or self.try_acquire()
+        return locks.holder(self.name) or self.try_acquire()
 
     def acquire(self) -> None:
         """Take the lock or raise LockHeld naming the holder."""
@@ -158,10 +145,8 @@ class SuiteLock:
             return
         self._held = False
         try:
-            with self.engine.begin() as conn:
-                conn.execute(delete(suite_locks).where(suite_locks.c.name == self.name,
-                                                       suite_locks.c.owner == self.owner))
-        except SQLAlchemyError:
+            self.store.locks.release(self.name, self.owner)
+        except HarnessError:
             pass  # the store is gone; the heartbeat stops, so the lock goes stale by itself
 
     def __enter__(self) -> "SuiteLock":
@@ -187,17 +172,42 @@ class SuiteLock:
             self._thread.start()
         return None
 
+    def check(self) -> bool:
+        """Refresh the heartbeat now; False (and `lost` set) if the lock was taken over.
+        A store that cannot be reached says nothing either way: True."""
+        if self.lost:
+            return False
+        if not self._held:
+            return True
+        try:
+            still = self.store.locks.beat(self.name, self.owner, time.time())
+        except HarnessError:
+            return True  # a dropped connection: try again next beat, the lock is not stale yet
+        if not still:
+            self._lose()
+        return still
+
+    def lost_message(self, done: int, planned: int) -> str:
+        """One line for a run that lost its lock: who took it, when, and how far we got."""
+        who = self.lost_to
+        by = f"run {who.run_id}" if who is not None and who.run_id else "another process"
+        if who is not None:
+            by += f" ({who.host}, pid {who.pid})"
+        at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(who.acquired if who is not None else self.lost_at))
+        return f"lock on suite {self.name!r} taken over by {by} at {at}; stopped after {done} of {planned} cases"
+
+    def _lose(self) -> None:
+        self.lost_at = time.time()
+        try:
+            self.lost_to = self.store.locks.holder(self.name)
+        except HarnessError:
+            self.lost_to = None
+        self.lost = True
+        self._held = False  # never delete the new holder's row on release
+        if self.on_lost is not None:
+            self.on_lost()
+
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_every):
-            try:
-                with self.engine.begin() as conn:
-                    done = conn.execute(
-                        update(suite_locks)
-                        .where(suite_locks.c.name == self.name, suite_locks.c.owner == self.owner)
-                        .values(heartbeat=time.time())
-                    )
-            except SQLAlchemyError:
-                continue  # a dropped connection: try again next beat, the lock is not stale yet
-            if done.rowcount == 0:
-                self.lost = True  # taken over after we looked stale; the run goes on, say so
-                return
+            if not self.check():
+                return  # taken over after we looked stale: `on_lost` stops the run

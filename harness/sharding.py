@@ -84,17 +84,7 @@ def default_group(env: Mapping[str, str] | None = None) -> str | None:
 
 def group_runs(store: Store, group: str, *, suite: str | None = None) -> list[RunInfo]:
     """Every run of a group (optionally of one suite), oldest first."""
-    from sqlalchemy import select
-
-    from .store import schema
-
-    r = schema.runs
-    query = select(r.c.run_id).where(r.c.group == group).order_by(r.c.started, r.c.run_id)
-    if suite is not None:
-        query = query.where(r.c.suite == suite)
-    with store.engine.connect() as conn:
-        ids = [row.run_id for row in conn.execute(query)]
-    runs = [store.get_run(run_id) for run_id in ids]
+    runs = [store.get_run(run_id) for run_id in store.group_run_ids(group, suite=suite)]
     return [run for run in runs if run is not None]
 
 

@@ -17,6 +17,10 @@ Behaviours, one per request from `script` (then `default` once the script is use
 ``ok``, ``429`` (with Retry-After), ``500``, ``503`` (with Retry-After), ``401``, ``404``,
 ``hang`` (answer nothing for `hang_s`), ``malformed_json``, ``truncated_stream`` (a stream
 that breaks off mid-answer), ``close`` (drop the connection before answering).
+`retry_after_header` names the header the wait goes in (a LiteLLM gateway passes the
+provider's on as ``llm_provider-retry-after``); `headers` are added to every answer (a
+gateway's ``x-litellm-*``); `echo_key` makes error messages quote the caller's key back,
+as some providers do.
 
 It answers deterministically: `reply` may be a callable taking the request's messages, a
 mapping of substring → reply (first match in the last user message wins), or None for an
@@ -59,6 +63,9 @@ class MockOpenAI:
         default: str = "ok",
         port: int = 0,
         keep: int = 50,
+        retry_after_header: str = "Retry-After",
+        headers: Mapping[str, str] | None = None,
+        echo_key: bool = False,
     ):
         self.latency_ms = latency_ms
         self.chunk_delay_ms = chunk_delay_ms
@@ -69,6 +76,9 @@ class MockOpenAI:
         self.hang_s = hang_s
         self.default = default
         self.port = port
+        self.retry_after_header = retry_after_header
+        self.extra_headers = dict(headers or {})
+        self.echo_key = echo_key
         self.requests = 0
         self.bodies: collections.deque[dict[str, Any]] = collections.deque(maxlen=keep)
         self.headers: collections.deque[dict[str, str]] = collections.deque(maxlen=keep)  # names lower-cased
@@ -195,22 +205,28 @@ class MockOpenAI:
             except asyncio.TimeoutError:
                 pass
             return _error(504, "timeout", "the mock hung")
+        wait = {self.retry_after_header: str(self.retry_after)}
+        key = f" (key: {request.headers.get('Authorization', '').removeprefix('Bearer ')})" if self.echo_key else ""
         if behaviour == "429":
-            return _error(429, "rate_limit_exceeded", "Rate limit reached", {"Retry-After": str(self.retry_after)})
+            return self._error(429, "rate_limit_exceeded", "Rate limit reached" + key, wait)
         if behaviour == "500":
-            return _error(500, "server_error", "The server had an error while processing your request")
+            return self._error(500, "server_error", "The server had an error while processing your request" + key)
         if behaviour == "503":
-            return _error(503, "overloaded", "The engine is currently overloaded", {"Retry-After": str(self.retry_after)})
+            return self._error(503, "overloaded", "The engine is currently overloaded" + key, wait)
         if behaviour == "401":
-            return _error(401, "invalid_api_key", "Incorrect API key provided")
+            return self._error(401, "invalid_api_key", "Incorrect API key provided" + key)
         if behaviour == "404":
-            return _error(404, "not_found", "Unknown route")
+            return self._error(404, "not_found", "Unknown route" + key)
 
         if body.get("stream"):
             return await self._stream(request, body, behaviour)
         if behaviour == "malformed_json":
-            return web.Response(body=b'{"id": "chatcmpl-mock", "choices": [{"message": ', content_type="application/json")
-        return web.Response(body=self.completion(body), content_type="application/json")
+            return web.Response(body=b'{"id": "chatcmpl-mock", "choices": [{"message": ',
+                                content_type="application/json", headers=self.extra_headers)
+        return web.Response(body=self.completion(body), content_type="application/json", headers=self.extra_headers)
+
+    def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+        return _error(status, code, message, {**self.extra_headers, **(headers or {})})
 
     def _answer(self, body: dict[str, Any]) -> tuple[str, dict[str, int]]:
         messages = body.get("messages") or []
@@ -256,7 +272,7 @@ class MockOpenAI:
 
     async def _stream(self, request: web.Request, body: dict[str, Any], behaviour: str) -> web.StreamResponse:
         first, rest = self.events(body)
-        resp = web.StreamResponse(headers=_SSE_HEADERS)
+        resp = web.StreamResponse(headers={**_SSE_HEADERS, **self.extra_headers})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         await resp.write(first)

@@ -6,8 +6,9 @@ import pytest
 
 from harness.analysis import Reference, compare, consistency_entry, reduce_case
 from harness.analysis.observe import CaseObs
-from harness.analysis.stats import fisher_drop, holm, mann_whitney_drop
-from harness.analysis.verdict import classify
+from harness.analysis.significance import fisher_drop, holm, mann_whitney_drop
+from harness.analysis.rules import classify
+from harness.verdict import VerdictClass
 from harness.records import RunInfo
 from harness.spec import AnalysisSpec, ReducerSpec
 
@@ -80,11 +81,11 @@ def test_canaries_the_judge_disagrees_with_make_judge_drift_not_a_regression():
     spec = AnalysisSpec()
     run = _run(git_sha="b2", extra={"judge": {"canaries": {"agreed": 1, "disagreed": 2, "errors": 0, "details": []}}})
     v = classify(run, compare(now, _reference(base), {}, spec), _reference(base), spec)
-    assert v["class"] == "judge_drift", v["headline"]
-    assert any(e["kind"] == "judge_canaries" and e["disagreed"] == 2 for e in v["evidence"])
+    assert v.cls is VerdictClass.JUDGE_DRIFT, v.headline
+    assert any(e.kind == "judge_canaries" and e.figures["disagreed"] == 2 for e in v.evidence)
     # the same run with canaries that agree is a regression (code changed, same model)
     run.extra["judge"]["canaries"] = {"agreed": 3, "disagreed": 0, "errors": 0, "details": []}
-    assert classify(run, compare(now, _reference(base), {}, spec), _reference(base), spec)["class"] == "regression"
+    assert classify(run, compare(now, _reference(base), {}, spec), _reference(base), spec).cls is VerdictClass.REGRESSION
 
 
 def test_an_aborted_run_is_infra_whatever_else_moved():
@@ -93,8 +94,8 @@ def test_an_aborted_run_is_infra_whatever_else_moved():
     spec = AnalysisSpec()
     run = _run(status="aborted", message="target unreachable: 5 consecutive failures", git_sha="b2")
     v = classify(run, compare(now, _reference(base), {}, spec), _reference(base), spec)
-    assert v["class"] == "infra"
-    assert "target unreachable" in v["headline"]
+    assert v.cls is VerdictClass.INFRA
+    assert "target unreachable" in v.headline
 
 
 def test_a_topic_drop_the_healthy_history_already_showed_is_not_a_topic_finding():
@@ -105,19 +106,19 @@ def test_a_topic_drop_the_healthy_history_already_showed_is_not_a_topic_finding(
     ref = _reference(base)
     ref.history_rates = {"reservation": [1.0, 0.7, 0.95]}  # a healthy day went as low as 70%
     v = classify(_run(git_sha="b2"), compare(now, ref, {}, spec), ref, spec)
-    assert not any(e["kind"] == "pass_rate" for e in v["evidence"])
+    assert not any(e.kind == "pass_rate" for e in v.evidence)
     # the case that always passed and now always fails is still named on its own
-    assert v["class"] == "regression"
-    assert any(e["kind"] == "cases" and e["cases"] == ["c0"] for e in v["evidence"])
+    assert v.cls is VerdictClass.REGRESSION
+    assert any(e.kind == "cases" and e.figures["cases"] == ["c0"] for e in v.evidence)
     ref.history_rates = {"reservation": [1.0]}
-    assert any(e["kind"] == "pass_rate" for e in classify(_run(git_sha="b2"), compare(now, ref, {}, spec), ref, spec)["evidence"])
+    assert any(e.kind == "pass_rate" for e in classify(_run(git_sha="b2"), compare(now, ref, {}, spec), ref, spec).evidence)
 
 
 def test_first_run_without_reference_is_ok():
     spec = AnalysisSpec()
     ref = Reference("trailing window", None, None, {})
     v = classify(_run(), compare({"c": obs("c", ["passed"])}, ref, {}, spec), ref, spec)
-    assert v["class"] == "ok" and v["baseline_run"] is None
+    assert v.cls is VerdictClass.OK and v.baseline_run is None
 
 
 def test_a_first_run_with_a_few_infra_errors_says_so_in_its_headline():
@@ -126,6 +127,6 @@ def test_a_first_run_with_a_few_infra_errors_says_so_in_its_headline():
     now = {f"c{i}": obs(f"c{i}", ["passed"]) for i in range(39)}
     now["c39"] = obs("c39", ["error"])  # 1 of 40 calls: under the infra threshold
     v = classify(_run(), compare(now, ref, {}, spec), ref, spec)
-    assert v["class"] == "noise"
-    assert v["headline"] == ("noise: no baseline or history to compare with yet; 0 case(s) failed; "
+    assert v.cls is VerdictClass.NOISE
+    assert v.headline == ("noise: no baseline or history to compare with yet; 0 case(s) failed; "
                              "1 of 40 calls did not reach a model (below the infra threshold)")

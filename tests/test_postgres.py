@@ -111,7 +111,7 @@ import sys, time
 from harness.store import Store
 from harness.locks import SuiteLock
 store = Store.open(sys.argv[1])
-lock = SuiteLock(store.engine, "nightly", run_id=sys.argv[2], stale_after=3600)
+lock = SuiteLock(store, "nightly", run_id=sys.argv[2], stale_after=3600)
 while time.time() < float(sys.argv[3]):
     time.sleep(0.002)
 won = lock.try_acquire() is None
@@ -122,7 +122,7 @@ time.sleep(float(sys.argv[4]))
 
 def test_the_suite_lock_across_processes(pg_url: str) -> None:
     store = Store.open(pg_url)
-    SuiteLock(store.engine, "warm-up").try_acquire()  # the table exists before the race
+    SuiteLock(store, "warm-up").try_acquire()  # the table exists before the race
     go = str(time.time() + 3)
     procs = [subprocess.Popen([sys.executable, "-c", LOCKER, pg_url, f"run-{k}", go, "30"], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(4)]
@@ -130,9 +130,9 @@ def test_the_suite_lock_across_processes(pg_url: str) -> None:
         answers = [p.stdout.readline().strip() for p in procs]
         assert sorted(answers) == ["lost", "lost", "lost", "won"], [p.stderr.read() for p in procs if p.poll()]
         winner = procs[answers.index("won")]
-        held = holder(store.engine, "nightly")
+        held = holder(store, "nightly")
         assert held.pid == winner.pid
-        mine = SuiteLock(store.engine, "nightly", stale_after=3600)
+        mine = SuiteLock(store, "nightly", stale_after=3600)
         assert mine.try_acquire() == held  # a live holder keeps it
         winner.kill()  # the holder dies without letting go
         winner.wait()
@@ -165,7 +165,7 @@ def test_a_second_run_of_a_running_suite_is_refused(pg_url: str, project: Projec
         out, err = first.communicate(timeout=120)
         assert first.returncode == 0, out + err
         assert [r.status for r in store.list_runs("nightly")] == ["complete"]
-        assert holder(store.engine, "nightly") is None
+        assert holder(store, "nightly") is None
         store.close()
     finally:
         first.kill()
@@ -174,7 +174,7 @@ def test_a_second_run_of_a_running_suite_is_refused(pg_url: str, project: Projec
 
 def _table_has_lock(store: Store) -> bool:
     try:
-        return holder(store.engine, "nightly") is not None
+        return holder(store, "nightly") is not None
     except Exception:  # the table does not exist until the first run creates it
         return False
 

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.errors import ConfigError
 from harness.locks import LockHeld, SuiteLock, holder
-from harness.scheduler import Daemon, listing, parse_duration, read_schedules
+from harness.scheduling.daemon import Daemon, listing, parse_duration, read_schedules
 from harness.scheduling import catch_up, crontab_days, crontab_trigger, next_fires
 from harness.scheduling.state import last_fire, record_fire
 from harness.store import Store
@@ -185,31 +185,31 @@ def test_nothing_missed_nothing_run() -> None:
 
 def test_one_holder_at_a_time_and_release(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path}/h.db")
-    first = SuiteLock(store.engine, "nightly", run_id="run-1")
-    second = SuiteLock(store.engine, "nightly", run_id="run-2")
+    first = SuiteLock(store, "nightly", run_id="run-1")
+    second = SuiteLock(store, "nightly", run_id="run-2")
     first.acquire()
     with pytest.raises(LockHeld, match=r"suite 'nightly' is already running \(run run-1 on "):
         second.acquire()
-    assert holder(store.engine, "nightly").run_id == "run-1"
+    assert holder(store, "nightly").run_id == "run-1"
     first.release()
-    assert holder(store.engine, "nightly") is None
+    assert holder(store, "nightly") is None
     with second:
-        assert holder(store.engine, "nightly").run_id == "run-2"
+        assert holder(store, "nightly").run_id == "run-2"
     store.close()
 
 
 def test_heartbeat_keeps_a_lock_and_silence_makes_it_stale(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path}/h.db")
-    alive = SuiteLock(store.engine, "nightly", stale_after=0.6, heartbeat_every=0.1)
+    alive = SuiteLock(store, "nightly", stale_after=0.6, heartbeat_every=0.1)
     alive.acquire()
     time.sleep(1.0)  # longer than stale_after: only the heartbeat keeps it
-    assert SuiteLock(store.engine, "nightly", stale_after=0.6).try_acquire() is not None
+    assert SuiteLock(store, "nightly", stale_after=0.6).try_acquire() is not None
     alive._stop.set()  # the holder goes silent (as a hung host would)
     alive._thread.join()
     time.sleep(0.8)
-    taker = SuiteLock(store.engine, "nightly", stale_after=0.6)
+    taker = SuiteLock(store, "nightly", stale_after=0.6)
     assert taker.try_acquire() is None
-    assert holder(store.engine, "nightly").owner == taker.owner
+    assert holder(store, "nightly").owner == taker.owner
     taker.release()
     store.close()
 
@@ -219,13 +219,13 @@ def test_a_dead_holder_on_this_host_frees_the_lock_at_once(tmp_path: Path) -> No
     Store.open(url).close()
     code = (
         "import os; from harness.store import Store; from harness.locks import SuiteLock; "
-        f"s = Store.open({url!r}); SuiteLock(s.engine, 'nightly', run_id='dead').acquire(); os._exit(0)"
+        f"s = Store.open({url!r}); SuiteLock(s, 'nightly', run_id='dead').acquire(); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
     store = Store.open(url)
-    assert holder(store.engine, "nightly").run_id == "dead"
-    with SuiteLock(store.engine, "nightly", stale_after=3600, run_id="new"):
-        assert holder(store.engine, "nightly").run_id == "new"
+    assert holder(store, "nightly").run_id == "dead"
+    with SuiteLock(store, "nightly", stale_after=3600, run_id="new"):
+        assert holder(store, "nightly").run_id == "new"
     store.close()
 
 
@@ -274,7 +274,7 @@ class DaemonProcess:
 
 def seed_missed_fire(project: Project, suite: str, ago: timedelta) -> None:
     store = Store.open(project.store_url)
-    record_fire(store.engine, suite, datetime.now(UTC) - ago)
+    record_fire(store, suite, datetime.now(UTC) - ago)
     store.close()
 
 
@@ -296,7 +296,7 @@ def test_missed_fire_runs_at_start_and_a_stop_lets_the_run_finish(project: Proje
     assert daemon.lines[-1]["event"] == "stopped"
     store = Store.open(project.store_url)
     assert store.get_run(run["run_id"]).status == "complete"
-    assert last_fire(store.engine, "nightly") > datetime.now(UTC) - timedelta(minutes=1)
+    assert last_fire(store, "nightly") > datetime.now(UTC) - timedelta(minutes=1)
     store.close()
 
 
@@ -332,7 +332,7 @@ def test_a_suite_locked_by_another_process_is_skipped_not_doubled(project: Proje
     daemon = Daemon([suite], store_url=project.store_url, log=lambda event, **f: lines.append({"event": event, **f}))
     daemon._resolve_stores()
     store = Store.open(project.store_url)
-    with SuiteLock(store.engine, "nightly", run_id="ci-run"):  # e.g. a CI job running the same suite
+    with SuiteLock(store, "nightly", run_id="ci-run"):  # e.g. a CI job running the same suite
         line = daemon.fire(suite)
     assert line["status"] == "skipped" and "already running (run ci-run" in line["message"]
     assert [r for r in store.list_runs("nightly")] == []  # no second run was started

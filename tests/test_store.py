@@ -423,11 +423,11 @@ def test_v2_store_is_migrated_to_v3_and_gains_the_feature_tables(tmp_path: Path)
 
         add(store, "old-run", "slack", {"text": "hi"}, 1, "HTTP 503")
         assert [p.destination for p in list_pending(store)] == ["slack"]
-        with SuiteLock(store.engine, "daily", run_id="r1"):
-            assert holder(store.engine, "daily").run_id == "r1"
+        with SuiteLock(store, "daily", run_id="r1"):
+            assert holder(store, "daily").run_id == "r1"
         when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-        record_fire(store.engine, "daily", when)
-        assert last_fire(store.engine, "daily") == when
+        record_fire(store, "daily", when)
+        assert last_fire(store, "daily") == when
         accept_baseline(store, "old-run", by="tester")
         assert set(load_baseline(store, "daily").cases) == {"faq-1"}
 
@@ -445,7 +445,7 @@ def test_tables_made_by_the_old_on_first_use_code_are_kept(tmp_path: Path) -> No
 
         (kept,) = list_pending(store)
         assert (kept.run_id, kept.payload, kept.attempts, kept.last_error) == ("old-run", {"text": "old"}, 3, "HTTP 500")
-        assert holder(store.engine, "nightly").owner == "elsewhere:1:abcd"
+        assert holder(store, "nightly").owner == "elsewhere:1:abcd"
     with Store.open(f"sqlite:///{db}") as again:  # opening a current store changes nothing
         assert again.schema_version() == 3
 

@@ -1,52 +1,53 @@
 """Analysis: compare a finished run with its baseline and history, and classify it.
 
-    verdict = analyse_run(store, suite, run, results)   # also stored at run.extra["verdict"]
+    verdict = analyse_run(store, suite, run, results)   # a Verdict, also stored at run.extra["verdict"]
+    code = verdict.cls.exit_code(code)                   # infra is 3, drift and regression 1
 
 The verdict says in one line whether a red run is the provider (infra), the judge
 (judge_drift), the model (drift), our change (regression) or noise, with the evidence:
 topics with their pass rates and p-values, the cases that changed, and how consistent each
-case's repeats were.
+case's repeats were. The verdict is a `harness.verdict.Verdict`, decided by the ordered
+table of rules in `rules.py`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.exc import SQLAlchemyError
-
-from ..errors import ExitCode
 from ..records import CaseResult, RunInfo
 from ..spec import AnalysisSpec, ReducerSpec, Suite
-from ..store import Store, StoreError, scrub_secrets
-from ..store import schema as store_schema
+from ..store import Store
+from ..verdict import Evidence, Verdict, VerdictClass
 from .baseline import Baseline, accept_baseline, list_baselines, load_baseline
 from .compare import CaseDiff, Comparison, Reference, compare, diff_cases
 from .consistency import Reduced, agreement, consistency_entry, reduce_case
 from .history import CasePoint, case_history
 from .observe import CaseObs, observe_results
-from .verdict import CLASSES, classify
+from .rules import RULES, classify
 from .window import PastRun, load_observations, trailing_window
 
 __all__ = [
-    "CLASSES",
+    "RULES",
     "Baseline",
     "CaseDiff",
     "CaseObs",
+    "Evidence",
     "CasePoint",
     "Comparison",
     "PastRun",
     "Reduced",
     "Reference",
+    "Verdict",
+    "VerdictClass",
     "accept_baseline",
     "agreement",
     "analyse_run",
     "build_reference",
     "case_history",
+    "classify",
     "compare",
     "consistency_entry",
     "diff_cases",
-    "exit_code_with_verdict",
     "list_baselines",
     "load_baseline",
     "load_observations",
@@ -97,7 +98,7 @@ def analyse_run(
     *,
     reducers: dict[str, ReducerSpec | None] | None = None,
     save: bool = True,
-) -> dict[str, Any]:
+) -> Verdict:
     """Classify a run against its baseline and trailing window; store and return the verdict.
 
     `reducers` maps case ids to their own reducer (a case's `reducer:`); others use the
@@ -112,41 +113,26 @@ def analyse_run(
     ref = build_reference(store, suite.name, window, spec)
     cmp = compare(current, ref, per_case, spec, default=default)
     verdict = classify(run, cmp, ref, spec)
-    verdict["consistency"] = {
+    verdict.consistency = {
         cid: consistency_entry(obs, per_case.get(cid) or default, ref.cases.get(cid))
         for cid, obs in sorted(current.items())
         if len(obs.statuses) > 1
     }
-    flagged = [cid for cid, c in verdict["consistency"].items() if c["flag"]]
+    flagged = [cid for cid, c in verdict.consistency.items() if c["flag"]]
     if flagged:
-        verdict["evidence"].append({
-            "kind": "consistency", "cases": flagged,
-            "detail": f"{len(flagged)} case(s) answer less consistently than in the baseline: "
-                      f"{', '.join(flagged[:8])}{' …' if len(flagged) > 8 else ''}",
-        })
-    run.extra["verdict"] = verdict
+        verdict.evidence.append(Evidence(
+            "consistency",
+            f"{len(flagged)} case(s) answer less consistently than in the baseline: "
+            f"{', '.join(flagged[:8])}{' …' if len(flagged) > 8 else ''}",
+            {"cases": flagged},
+        ))
+    run.extra["verdict"] = verdict.to_dict()
     if save:
         save_run_extra(store, run.run_id, run.extra)
     return verdict
 
 
 def save_run_extra(store: Store, run_id: str, extra: dict[str, Any]) -> None:
-    """Replace a run's `extra` (secrets scrubbed): the Store API has no call for it."""
-    r = store_schema.runs
-    try:
-        with store.engine.begin() as conn:
-            conn.execute(update(r).where(r.c.run_id == run_id).values(extra=scrub_secrets(dict(extra))))
-    except SQLAlchemyError as exc:
-        raise StoreError(f"store {store.display_url}: could not save the verdict of run {run_id}: "
-                         f"{exc.__class__.__name__}") from None
+    """Replace a run's `extra` (secrets scrubbed by the store)."""
+    store.set_run_extra(run_id, extra)
 
-
-def exit_code_with_verdict(code: ExitCode, verdict_class: str | None) -> ExitCode:
-    """Infra is 3 whatever the checks said; regression, drift and judge drift are at least 1
-    (a judge that disagrees with its canaries makes the run's judged verdicts untrustworthy:
-    someone has to look, even though the agent is not blamed)."""
-    if verdict_class == "infra":
-        return ExitCode.UNREACHABLE
-    if verdict_class in ("regression", "drift", "judge_drift"):
-        return ExitCode.FAILED
-    return code

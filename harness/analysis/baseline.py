@@ -5,8 +5,7 @@ what later runs are compared with — per case the statuses, normalised answers,
 turn latencies and the models that served — into two tables. A baseline outlives the
 run's own rows (history may be pruned), and a newer acceptance simply supersedes it.
 
-The tables, `baselines` and `baseline_cases`, are defined in `harness.store.schema` and
-created by the store's migrations when the store is opened.
+The rows live in the store (`store.baselines`, tables `baselines` and `baseline_cases`).
 """
 
 from __future__ import annotations
@@ -16,12 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import SQLAlchemyError
-
 from ..errors import ConfigError, HarnessError
-from ..store import Store, StoreError
-from ..store.schema import baseline_cases, baselines
+from ..store import Store
+from ..store.features import BaselineRow
 from .observe import CaseObs, observe_results
 
 __all__ = ["Baseline", "accept_baseline", "list_baselines", "load_baseline", "serving_of"]
@@ -77,52 +73,25 @@ def accept_baseline(store: Store, run_ref: str, *, note: str | None = None, by: 
         "run_started": run.started,
         "serving": serving_of(cases),
     }
-    try:
-        with store.engine.begin() as conn:
-            bid = conn.execute(insert(baselines).values(**row)).inserted_primary_key[0]
-            conn.execute(insert(baseline_cases), [
-                {"baseline_id": bid, "case_id": c.case_id, "topic": c.topic, "data": c.to_dict()}
-                for c in cases.values()
-            ])
-    except SQLAlchemyError as exc:
-        raise StoreError(f"store {store.display_url}: could not save the baseline: {exc.__class__.__name__}") from None
-    return Baseline(id=int(bid), cases=cases, **row)
+    bid = store.baselines.add(row, [(c.case_id, c.topic, c.to_dict()) for c in cases.values()])
+    return Baseline(id=bid, cases=cases, **row)
 
 
-def _from_row(row: Any) -> Baseline:
-    return Baseline(id=row.id, suite=row.suite, run_id=row.run_id, accepted_at=row.accepted_at,
+def _from_row(row: BaselineRow) -> Baseline:
+    base = Baseline(id=row.id, suite=row.suite, run_id=row.run_id, accepted_at=row.accepted_at,
                     accepted_by=row.accepted_by, note=row.note, git_sha=row.git_sha, model=row.model,
-                    run_started=row.run_started, serving=list(row.serving or []))
+                    run_started=row.run_started, serving=list(row.serving))
+    for case_id, (topic, data) in row.cases.items():
+        base.cases[case_id] = CaseObs.from_dict(case_id, topic, data)
+    return base
 
 
 def load_baseline(store: Store, suite: str, *, with_cases: bool = True) -> Baseline | None:
     """The suite's latest accepted baseline, or None."""
-    b, bc = baselines, baseline_cases
-    try:
-        with store.engine.connect() as conn:
-            row = conn.execute(
-                select(b).where(b.c.suite == suite).order_by(b.c.accepted_at.desc(), b.c.id.desc()).limit(1)
-            ).first()
-            if row is None:
-                return None
-            base = _from_row(row)
-            if with_cases:
-                for r in conn.execute(select(bc).where(bc.c.baseline_id == base.id).order_by(bc.c.id)):
-                    base.cases[r.case_id] = CaseObs.from_dict(r.case_id, r.topic, dict(r.data or {}))
-    except SQLAlchemyError as exc:
-        raise StoreError(f"store {store.display_url}: could not read baselines: {exc.__class__.__name__}") from None
-    return base
+    row = store.baselines.latest(suite, with_cases=with_cases)
+    return _from_row(row) if row is not None else None
 
 
 def list_baselines(store: Store, suite: str | None = None, limit: int = 20) -> list[Baseline]:
     """Accepted baselines, newest first (without their cases)."""
-    b = baselines
-    query = select(b).order_by(b.c.accepted_at.desc(), b.c.id.desc()).limit(limit)
-    if suite is not None:
-        query = query.where(b.c.suite == suite)
-    try:
-        with store.engine.connect() as conn:
-            rows = conn.execute(query).all()
-    except SQLAlchemyError as exc:
-        raise StoreError(f"store {store.display_url}: could not read baselines: {exc.__class__.__name__}") from None
-    return [_from_row(r) for r in rows]
+    return [_from_row(r) for r in store.baselines.recent(suite, limit)]

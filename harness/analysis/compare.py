@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..spec import AnalysisSpec, ReducerSpec
+from ..percentiles import percentile
 from .consistency import ALL, reduce_case
 from .observe import NO_ROUTE, CaseObs, short
-from .stats import binomial_excess, fisher_drop, holm, mann_whitney_drop, percentile
+from .significance import binomial_excess, fisher_drop, holm, mann_whitney_drop
 
 __all__ = ["CaseDiff", "Comparison", "Reference", "compare", "diff_cases"]
 

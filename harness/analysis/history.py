@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..percentiles import percentile
 from ..store import Store
+from ..verdict import Verdict
 from .consistency import agreement, reduce_case
 from .observe import short
-from .stats import percentile
 from .window import load_observations
 
 __all__ = ["CasePoint", "case_history"]
@@ -45,11 +46,11 @@ def case_history(store: Store, case_id: str, *, suite: str | None = None, limit:
             continue
         reduced = reduce_case(obs)
         agree, distinct = agreement(obs)
-        verdict = run.extra.get("verdict") if isinstance(run.extra, dict) else None
+        verdict = Verdict.of_extra(run.extra)
         prints = sorted({f"{m or '?'}/{f or '?'}" for (_, m, f) in obs.serving if m or f})
         points.append(CasePoint(
             run_id=run.run_id, suite=run.suite, started=run.started, git_sha=run.git_sha,
-            verdict=verdict.get("class") if isinstance(verdict, dict) else None,
+            verdict=verdict.name if verdict else None,
             status=reduced.status, passes=reduced.passes, executed=reduced.executed, repeats=len(obs.statuses),
             agreement=agree, answer=short(distinct[0][0]) if distinct else None, fingerprints=prints,
             p95_turn_ms=percentile(obs.turn_ms, 95),

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
-
 from ..records import RunInfo
-from ..store import Store, StoreError
-from ..store import schema as store_schema
+from ..store import Store
+from ..verdict import Verdict, VerdictClass
 from .observe import CaseObs, add_row
 
 __all__ = ["HEALTHY", "PastRun", "load_observations", "trailing_window"]
 
-HEALTHY = frozenset({"ok", "noise"})
+HEALTHY = frozenset(c.value for c in VerdictClass if c.healthy)  # classes whose runs say what normal is
 
 
 @dataclass
@@ -27,41 +24,30 @@ class PastRun:
     cases: dict[str, CaseObs] = field(default_factory=dict)
 
     @property
-    def verdict_class(self) -> str | None:
-        v = self.run.extra.get("verdict") if isinstance(self.run.extra, dict) else None
-        return v.get("class") if isinstance(v, dict) else None
+    def verdict(self) -> Verdict | None:
+        return Verdict.of_extra(self.run.extra)
 
     @property
     def healthy(self) -> bool:
-        """A run that says what normal looks like: not an outage, not a known bad day."""
+        """A run that says what normal looks like: not an outage, not a known bad day (a
+        verdict this version cannot read is not taken as normal)."""
         if self.run.status != "complete":
             return False
-        return self.verdict_class is None or self.verdict_class in HEALTHY
+        verdict = self.verdict
+        return verdict is None or verdict.cls.healthy
 
 
 def load_observations(store: Store, run_ids: list[str], case_id: str | None = None) -> dict[str, dict[str, CaseObs]]:
     """run_id -> case_id -> CaseObs, read from the results table."""
     if not run_ids:
         return {}
-    t = store_schema.results
-    query = (
-        select(t.c.run_id, t.c.case_id, t.c.topic, t.c.repeat_index, t.c.status, t.c.checks, t.c.transcript)
-        .where(t.c.run_id.in_(run_ids))
-        .order_by(t.c.run_id, t.c.case_id, t.c.repeat_index)
-    )
-    if case_id is not None:
-        query = query.where(t.c.case_id == case_id)
     out: dict[str, dict[str, CaseObs]] = {rid: {} for rid in run_ids}
-    try:
-        with store.engine.connect() as conn:
-            for row in conn.execute(query):
-                cases = out[row.run_id]
-                obs = cases.get(row.case_id)
-                if obs is None:
-                    obs = cases[row.case_id] = CaseObs(row.case_id, row.topic)
-                add_row(obs, row.status, list(row.checks or []), row.transcript)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"store {store.display_url}: could not read results: {exc.__class__.__name__}") from None
+    for row in store.observation_rows(run_ids, case_id):
+        cases = out[row.run_id]
+        obs = cases.get(row.case_id)
+        if obs is None:
+            obs = cases[row.case_id] = CaseObs(row.case_id, row.topic)
+        add_row(obs, row.status, list(row.checks or []), row.transcript)
     return out
 
 

@@ -6,20 +6,21 @@ swapped (the agent is its "user"). It answers one line per turn and ends the cal
 writing `[END]`; `[DTMF 1234]` presses keys. Its output is untrusted: it only ever becomes
 the caller's words, recorded as a turn, so a replay needs no model.
 
-Failures map to `InfraError` through `harness.chat` (on `harness.httpclient`, as every target's do), and a
-transient one is retried here (the caller's endpoint is not the target: its errors must
-not trip the target's circuit breaker).
+It talks through the shared chat client (`harness.chat`), which maps failures to
+`InfraError`, keeps the key out of them and retries a transient one under the caller's own
+policy (the caller's endpoint is not the target: its errors must not trip the target's
+circuit breaker).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any
 
+from ..chat import ChatClient
 from ..errors import InfraError
-from ..chat import ChatEndpoint
+from ..httpclient import RetryPolicy
 from ..records import AgentReply
 from ..spec import CallerModelSpec
 from ._base import CallerBrain, CallerMove
@@ -27,6 +28,8 @@ from ._base import CallerBrain, CallerMove
 END = "[END]"
 _DTMF = re.compile(r"\[DTMF\s+([0-9*#A-D]+)\]", re.I)
 _LANGUAGES = {"ja": "Japanese", "en": "English"}
+BACKOFF_S = 0.2  # the caller's first retry waits about this long, doubling up to BACKOFF_MAX_S
+BACKOFF_MAX_S = 2.0
 
 
 def system_prompt(goal: str, facts: dict[str, Any], *, language: str, persona: str | None,
@@ -58,9 +61,10 @@ class LLMBrain(CallerBrain):
         if not model.base_url or not model.model:
             raise ValueError("the llm caller brain needs base_url and model (suite caller:)")
         self.spec = model
-        self._chat = ChatEndpoint(model.base_url, api_key=model.api_key.get_secret_value() if model.api_key else None,
-                                  headers=model.headers, timeout_s=model.timeout_s, max_connections=2,
-                                  who="the caller model's answer")
+        self._chat = ChatClient(model.base_url, api_key=model.api_key.get_secret_value() if model.api_key else None,
+                                headers=model.headers, timeout_s=model.timeout_s, max_connections=2,
+                                retry=RetryPolicy(model.retries, BACKOFF_S, BACKOFF_MAX_S),
+                                who="the caller model's answer")
         self.endpoint = self._chat.endpoint
         self.messages: list[dict[str, str]] = [{"role": "system", "content": prompt}]
         self.seed = seed
@@ -97,17 +101,11 @@ class LLMBrain(CallerBrain):
                                 "temperature": self.spec.temperature}
         if self.seed is not None:
             body["seed"] = self.seed
-        attempt = 0
-        while True:
-            try:
-                text, _ = await self._chat.complete(body)
-                return text
-            except InfraError as e:
-                if not e.retryable or attempt >= self.spec.retries:
-                    raise InfraError(e.kind, f"caller model: {e.detail}", endpoint=e.endpoint, status=e.status,
-                                     retryable=False) from None
-                attempt += 1
-                await asyncio.sleep(min(2.0, (e.retry_after or 0.2 * attempt)))
+        try:
+            return (await self._chat.complete(body)).text
+        except InfraError as e:  # retried already: the call's runner must not retry it again
+            raise InfraError(e.kind, f"caller model: {e.detail}", endpoint=e.endpoint, status=e.status,
+                             retryable=False) from None
 
     async def aclose(self) -> None:
         await self._chat.aclose()

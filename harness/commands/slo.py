@@ -58,14 +58,13 @@ def _status(suites: list[str], store: Optional[str], as_json: bool) -> None:
     from ..objectives.evaluate import evaluate
     from ..pipeline import suite_store_url
     from ..store import Store
-    from ..store.objectives import ObjectiveRecords
 
     now = time.time()
     report = []
     for suite in _suites(suites):
         st = Store.open(store or suite_store_url(suite), root=suite.root)
         try:
-            results = evaluate(suite, ObjectiveRecords(st), now=now)
+            results = evaluate(suite, st.objectives, now=now)
         finally:
             st.close()
         report.append((suite, results))
@@ -163,13 +162,13 @@ def _import(files: list[str]) -> None:
 
 
 def _run(fn, *args: Any) -> None:
-    from ..cli import _fail
     from ..errors import HarnessError
+    from . import fail
 
     try:
         fn(*args)
     except HarnessError as e:
-        raise _fail(e)
+        raise fail(e)
 
 
 def register(app: typer.Typer) -> None:

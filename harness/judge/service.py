@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Literal
 
 from pydantic import ValidationError
-from sqlalchemy.engine import Engine
 
 from ..errors import ConfigError, HarnessError
 from ..normalize import normalize_text
@@ -36,7 +35,9 @@ from .canaries import LoadedCanary, load_canaries
 from .rubrics import Criteria, Rubric, load_rubrics, rubrics_dir, unknown_rubric
 
 if TYPE_CHECKING:
-    from .client import ChatClient, ChatReply, JudgeModel
+    from ..chat import ChatClient, ChatResult
+    from ..store.judge_cache import JudgeCacheTables
+    from .client import JudgeModel
 
 Kind = Literal["answer", "call"]
 CACHE_FORMAT = 1  # bump when the key or the stored meaning changes
@@ -118,13 +119,14 @@ class JudgeService:
         self._cost = 0.0
 
     @classmethod
-    def from_spec(cls, spec: JudgeSpec, *, root: str, cache: str | Engine | None = None,
+    def from_spec(cls, spec: JudgeSpec, *, root: str, cache: str | JudgeCacheTables | None = None,
                   retries: int = 3, backoff_s: float = 0.5) -> "JudgeService":
         """Build the service for a suite's `judge:` block.
 
         Rubrics (`<root>/rubrics/*.yaml`), canary files and prices are read and checked
         here, before the run, so their mistakes are configuration errors (exit 2). `cache`
-        is a SQLAlchemy URL or engine; by default `<root>/.harness/judge-cache.db`.
+        is a SQLAlchemy URL or the cache tables of a shared store (`store.judge_cache()`); by
+        default `<root>/.harness/judge-cache.db`.
         `retries` and `backoff_s` govern retries of transient judge failures (429, 5xx,
         timeouts, refused connections).
         """
@@ -430,11 +432,11 @@ class JudgeService:
         from ._deepeval import load_deepeval
 
         load_deepeval(self.root)
-        from .client import ChatClient, JudgeModel
+        from .client import JudgeModel, judge_client
 
-        self._chat = ChatClient(self.spec, on_reply=self._on_reply, on_request=self._on_request,
-                                retries=self.retries, backoff_s=self.backoff_s)
-        self._model = JudgeModel(self._chat)
+        self._chat = judge_client(self.spec, on_request=self._on_request, retries=self.retries,
+                                  backoff_s=self.backoff_s)
+        self._model = JudgeModel(self._chat, self.spec, on_reply=self._on_reply)
 
     def _deepeval(self) -> Any:
         if self._de is None:
@@ -465,7 +467,7 @@ class JudgeService:
         if usage is not None:
             usage.calls += 1
 
-    def _on_reply(self, reply: "ChatReply") -> None:
+    def _on_reply(self, reply: "ChatResult") -> None:
         cost = cost_of(self.prices, (reply.model, self.spec.model), reply.tokens_in, reply.tokens_out) or 0.0
         self._tokens_in += reply.tokens_in or 0
         self._tokens_out += reply.tokens_out or 0

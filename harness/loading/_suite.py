@@ -11,9 +11,8 @@ from pydantic import ValidationError
 from ..errors import ConfigError, Position
 from ..spec import Suite
 from ._env import expand_env
-from ._errors import PositionFinder, validation_errors_to_config_errors
+from ..yamlio import PosDict, PositionFinder, read_yaml, validation_errors_to_config_errors
 from ._golden import raise_errors
-from ._yaml import PosDict, read_yaml
 
 SUITE_EXPECTED = "a mapping with name, golden and target"
 
@@ -58,7 +57,7 @@ def suite_file_errors(path: str | Path, *, env: Mapping[str, str] = os.environ) 
     suite._root = find_root(path)
     suite._source = finder
     if suite.objectives:
-        from ..objectives.spec import objective_errors
+        from ._objectives import objective_errors
 
         errors = objective_errors(suite, finder)
         if errors:

@@ -5,8 +5,8 @@ morning until people mute the channel. The rules, in order:
 
 1. **History.** The *previous run* is the newest earlier run of the same suite whose status
    is `complete` or `aborted` (a `running` or `incomplete` run has partial results and
-   would fake recoveries). Its verdict class is `run.extra["verdict"]["class"]` when the
-   analysis stage stored one, else the plain class derived from its counts.
+   would fake recoveries). Its verdict class is the one the analysis stage stored in
+   `run.extra["verdict"]`, else the plain class derived from its counts.
 2. **Streaks.** A case *fails* in a run when at least one of its repeats has status
    `failed` (infra errors are not failures). For each case failing now, walk back through
    earlier complete/aborted runs, newest first: a run that failed it extends the streak, a
@@ -18,7 +18,8 @@ morning until people mute the channel. The rules, in order:
    no error is **recovered**. It is listed once: the next run compares against this one,
    where the case no longer fails.
 4. **Triggers** (`notify.slack.when`): `always` sends every run. Otherwise a run is sent
-   when its class is listed (`regression`, `drift`, `infra`, `judge_drift`); when `failed`
+   when its class is listed and alerts (`VerdictClass.alerting`: `regression`, `drift`, `infra`,
+   `judge_drift`); when `failed`
    is listed and a check failed; when `change` is listed and the class differs from the
    previous run's (with no previous run, any class but `ok` counts as a change; when the
    previous run has no stored verdict, this run's class is derived from counts the same way
@@ -36,13 +37,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from ..records import CaseResult, RunInfo
-from .summary import failing_ids, verdict_of
+from ..verdict import Verdict, VerdictClass
+from .summary import failing_ids
 
 SETTLED = ("complete", "aborted")
-CLASS_TRIGGERS = ("regression", "drift", "infra", "judge_drift")
 
 
 @dataclass
@@ -91,14 +90,11 @@ def _day(ts: float) -> dt.date:
 def _statuses(store: Any, run_id: str) -> dict[str, str]:
     """case id → 'failed' if any repeat failed, else 'passed' if any passed, else 'error'.
 
-    Reads two columns straight from the results table: a run of 5,000 cases with
+    Reads two columns of the results (`store.case_statuses`): a run of 5,000 cases with
     transcripts would be slow to rebuild as records just to learn which failed.
     """
-    from ..store.schema import results as t
-
     out: dict[str, str] = {}
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(t.c.case_id, t.c.status).where(t.c.run_id == run_id)).all()
+    rows = store.case_statuses(run_id)
     rank = {"failed": 3, "passed": 2, "error": 1, "not_run": 0}
     for case_id, status in rows:
         if case_id not in out or rank.get(status, 0) > rank.get(out[case_id], 0):
@@ -127,9 +123,9 @@ def load_history(store: Any, run: RunInfo, results: list[CaseResult], *, max_run
         statuses = _statuses(store, prev.run_id)
         if i == 0:
             history.previous = prev
-            history.previous_class = verdict_of(prev)["class"]
-            stored = prev.extra.get("verdict") if isinstance(prev.extra, dict) else None
-            history.previous_class_derived = not (isinstance(stored, dict) and stored.get("class"))
+            verdict, history.previous_class_derived = Verdict.for_run(prev.status, prev.message, prev.extra,
+                                                                      dict(prev.counts))
+            history.previous_class = verdict.cls
             history.previous_failing = {c for c, s in statuses.items() if s == "failed"}
             history.recovered = sorted(history.previous_failing & clean)
         for case_id in list(open_streaks):
@@ -160,7 +156,8 @@ def decide(when: list[str], verdict_class: str, failing: set[str], history: Hist
     if "always" in wanted:
         return Decision(True, "when: always")
     reasons = []
-    if verdict_class in CLASS_TRIGGERS and verdict_class in wanted:
+    vc = VerdictClass.parse(verdict_class)
+    if vc is not None and vc.alerting and verdict_class in wanted:
         reasons.append(f"verdict {verdict_class}")
     if "failed" in wanted and failing:
         reasons.append("a check failed")

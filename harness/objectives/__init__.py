@@ -11,7 +11,7 @@ the burn rates and the policy's word (ok, slow down, freeze, post-mortem).
     lines = missed_lines(run.extra)                                      # beside the verdict
 
 It sits with the analysis: it reads the store (through `harness.store.objectives`) and the
-records, never a reporter or a command. Imports stay lazy: the suite model imports `spec`.
+records, never a reporter or a command. The suite's models are `harness.objective_spec`, with the records.
 """
 
 from __future__ import annotations
@@ -42,13 +42,12 @@ def evaluate_run(store: Any, suite: Any, run: Any, results: list[Any], warnings:
     the store; kept at `run.extra["objectives"]` and in the run's row. A store that fails
     here costs the objectives (a warning), never the run's results."""
     from ..errors import HarnessError
-    from ..store.objectives import ObjectiveRecords
     from . import tally
     from .evaluate import evaluate
 
     if not suite.objectives:
         return []
-    records = ObjectiveRecords(store)
+    records = store.objectives
     t = tally.count(tally.rows_of_results(results), tally.limits(suite.objectives))
     try:
         out = evaluate(suite, records, now=run.ended or time.time(), current=(run, t))

@@ -20,7 +20,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .spec import BudgetPolicy, Window
+from ..objective_spec import BudgetPolicy, Window
 
 WORDS = ("ok", "slow down", "freeze", "post-mortem")
 NO_DATA = "no data"

@@ -1,7 +1,7 @@
 """Each objective of a suite, now: this run's figure against the target, and over its window
 the SLI, the budget consumed and left, the burn alerts and the policy's word.
 
-    results = evaluate(suite, ObjectiveRecords(store))                  # harness slo status
+    results = evaluate(suite, store.objectives)                  # harness slo status
     results = evaluate(suite, records, current=(run, tally))             # after a run
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from . import tally as tallies
 from .budget import MISSED, NO_DATA, Budget, Figure, Sample, budget, select, severity
-from .spec import LATENCY, BudgetPolicy, ObjectiveSpec, Window
+from ..objective_spec import LATENCY, BudgetPolicy, ObjectiveSpec, Window
 
 
 @dataclass

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .spec import LATENCY, ObjectiveSpec, parse_target, parse_window
+from ..objective_spec import LATENCY, ObjectiveSpec, parse_target, parse_window
 
 API_VERSION = "openslo/v1"
 _OP = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}

@@ -24,8 +24,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from typing import Any
 
-from ..stats import quantile
-from .spec import JUDGE_CHECKS, LATENCY, QUANTILES, ObjectiveSpec
+from ..percentiles import quantile
+from ..objective_spec import JUDGE_CHECKS, LATENCY, QUANTILES, ObjectiveSpec
 
 VERSION = 1
 KEYS = {"first_token_ms": "first", "turn_ms": "turn"}  # indicator -> key of `latency`

@@ -17,8 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from ..records import CaseResult, RunInfo
+from ..verdict import Verdict
 from ._common import one_line
-from .stats import RunSummary, Tally, repeated_case_ids, status_line, summarize
+from .summary import ObjectivesView, RunSummary, Tally, rate_text, repeated_case_ids, status_line, summarize
 
 LEVEL_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold yellow", "incomplete": "bold yellow", "empty": "bold"}
 MAX_FAILING = 10
@@ -27,10 +28,6 @@ REASONS_PER_CASE = 2
 
 def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f}"
-
-
-def _rate(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
 
 
 def _count(n: int, style: str) -> Text:
@@ -45,7 +42,7 @@ def _row(t: Tally, name: Text) -> list[Text | str]:
         _count(t.failed, "red"),
         _count(t.error, "yellow"),
         _count(t.not_run, "yellow"),
-        _rate(t.pass_rate),
+        rate_text(t.pass_rate),
         _ms(t.p50_ms),
         _ms(t.p95_ms),
     ]
@@ -54,7 +51,7 @@ def _row(t: Tally, name: Text) -> list[Text | str]:
 def summary_table(run: RunInfo, results: Sequence[CaseResult], summary: RunSummary | None = None) -> Table:
     """One row per topic and a total row. Pass rate counts passed over passed + failed;
     latencies are per turn (the agent's total time to answer), in milliseconds."""
-    summary = summary or summarize(results)
+    summary = summary or summarize(results, run)
     title = Text.assemble("Run ", (one_line(run.suite, 80), "bold"), " · ", one_line(run.run_id, 60))
     table = Table(title=title, title_justify="left", header_style="bold", show_lines=False, box=box.SIMPLE_HEAD)
     # topic names are what a reader scans for: they never get cut; the numbers fit in 80 columns
@@ -78,16 +75,19 @@ def _case_label(r: CaseResult, repeated: set[str]) -> str:
     return f"{label} [repeat {r.repeat_index + 1}]" if r.case_id in repeated else label
 
 
-def print_summary(console: Console, run: RunInfo, results: Sequence[CaseResult]) -> None:
-    """Print the table, the verdict (if an analysis added one), up to ten failing cases with
-    their first reasons, infra errors grouped by kind, the slowest turns, and the status line."""
-    summary = summarize(results)
+def print_summary(console: Console, run: RunInfo, results: Sequence[CaseResult],
+                  summary: RunSummary | None = None) -> None:
+    """Print the table, the pass rate, the verdict (if an analysis added one), up to ten
+    failing cases with their first reasons, infra errors grouped by kind, the slowest turns,
+    and the status line."""
+    summary = summary or summarize(results, run)
     console.print(summary_table(run, results, summary))
+    console.print(_figures_line(summary))
 
-    verdict = run.extra.get("verdict") if isinstance(run.extra, dict) else None
-    if verdict:
-        _print_verdict(console, verdict)
-    _print_objectives(console, run.extra)
+    if summary.verdict_stored:
+        _print_verdict(console, summary.verdict)
+    if summary.objectives is not None:
+        _print_objectives(console, summary.objectives)
 
     failing = [r for r in results if r.status == "failed"]
     if failing:
@@ -120,46 +120,43 @@ def print_summary(console: Console, run: RunInfo, results: Sequence[CaseResult])
             where = "greeting" if s.turn == 0 else f"turn {s.turn}"
             console.print(Text.assemble("  ", (label, "bold"), f" {where}: ", (f"{s.ms:,.0f} ms", "cyan")))
 
-    status = status_line(run, summary)
+    status = summary.status or status_line(run, summary)
     console.print(Text(status.text, style=LEVEL_STYLE.get(status.level, "bold")))
 
 
-def _print_verdict(console: Console, verdict: object) -> None:
-    if isinstance(verdict, dict):
-        cls = verdict.get("class") or verdict.get("kind") or "unknown"
-        headline = verdict.get("headline") or ""
-        evidence = verdict.get("evidence") or []
-    else:
-        cls, headline, evidence = verdict, "", []
-    style = VERDICT_STYLES.get(str(cls), "bold magenta")
-    console.print(Text.assemble(("Verdict: ", "bold"), (one_line(cls, 60), style),
+def _figures_line(summary: RunSummary) -> Text:
+    """The run's headline figures, worded as on every other surface."""
+    t = summary.total
+    parts = [f"Pass rate {rate_text(t.pass_rate)} ({t.passed} of {t.judged} judged)"]
+    if t.infra_errors:
+        parts.append(f"infra errors {t.infra_errors} of {t.cases} ({rate_text(t.error_rate)}), not counted as failures")
+    if t.judge_n:
+        parts.append(f"judge score {t.judge_score:.2f}")
+    if t.tokens:
+        parts.append(f"{t.tokens:,} tokens")
+    if t.cost:
+        parts.append(f"${t.cost:.4f}")
+    return Text(" · ".join(parts), style="bold")
+
+
+def _print_verdict(console: Console, verdict: Verdict) -> None:
+    headline = verdict.headline
+    console.print(Text.assemble(("Verdict: ", "bold"), (one_line(verdict.name, 60), verdict.cls.style),
                                 ("  " + one_line(headline, 200)) if headline else ""))
-    if isinstance(evidence, (list, tuple)):
-        for item in evidence[:5]:
-            text = item.get("detail") or item.get("kind") if isinstance(item, dict) else item
-            console.print(Text("  • " + one_line(text, 200)))
-        if len(evidence) > 5:
-            console.print(Text(f"  … {len(evidence) - 5} more", style="dim"))
+    evidence = verdict.evidence
+    for item in evidence[:5]:
+        console.print(Text("  • " + one_line(item.detail or item.kind, 200)))
+    if len(evidence) > 5:
+        console.print(Text(f"  … {len(evidence) - 5} more", style="dim"))
 
 
-def _print_objectives(console: Console, extra: object) -> None:
+def _print_objectives(console: Console, view: ObjectivesView) -> None:
     """A line per missed objective, beside the verdict (never a verdict class)."""
-    from ..objectives import report_view
-
-    view = report_view(extra if isinstance(extra, dict) else None)
-    if view is None:
-        return
-    console.print(Text(f"Objectives missed ({len(view['missed'])})", style="bold magenta"))
-    for text in view["missed"]:
+    console.print(Text(f"Objectives missed ({len(view.missed)})", style="bold magenta"))
+    for text in view.missed:
         console.print(Text("  ◆ " + one_line(text, 300)))
-    if view["gate"]:
-        console.print(Text("  gate: " + one_line(view["gate"], 300), style="bold red"))
-
-
-VERDICT_STYLES = {
-    "ok": "bold green", "noise": "bold green", "drift": "bold yellow", "regression": "bold red",
-    "infra": "bold yellow", "judge_drift": "bold magenta",
-}
+    if view.gate:
+        console.print(Text("  gate: " + one_line(view.gate, 300), style="bold red"))
 
 
 class ProgressReporter:

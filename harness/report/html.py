@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ..records import CaseResult, RunInfo
+from ..verdict import Verdict
 from ._common import one_line, redact, write_text_atomic
 from ._pages import (
     STATUS_LABEL,
     STATUS_ORDER,
-    VERDICT_CLASSES,
     assets,
     case_view,
     compact,
@@ -28,38 +28,30 @@ from ._pages import (
     fmt_time,
     rounded,
 )
-from .stats import STATUSES, RunSummary, repeated_case_ids, status_line, summarize
+from .summary import STATUSES, RunSummary, rate_text, repeated_case_ids, status_line, stored_verdict, summarize
 
 
-def _verdict_view(verdict: Any) -> dict[str, Any] | None:
-    """Show whatever shape the analysis stage gives, without inventing fields: its class,
-    its evidence list, and any other keys as plain name/value pairs."""
-    if not verdict:
+def _verdict_view(stored: Any) -> dict[str, Any] | None:
+    """The stored verdict, read as a `Verdict`: its class (coloured by its tone), its
+    evidence, and its other fields that say something as plain name/value pairs (a note
+    when the stored verdict could not be read)."""
+    verdict = Verdict.from_stored(stored)
+    if verdict is None:
         return None
-    verdict = redact(verdict)
-    if not isinstance(verdict, dict):
-        verdict = {"class": verdict}
-    cls = str(verdict.get("class") or verdict.get("kind") or "unknown")
-    evidence = verdict.get("evidence") or []
-    if not isinstance(evidence, (list, tuple)):
-        evidence = [evidence]
-    items = [e if isinstance(e, str) else compact(rounded(e), 600) for e in evidence]
-    other = [(str(k), v if isinstance(v, str) else compact(v, 600)) for k, v in verdict.items() if k not in ("class", "kind", "evidence")]
-    slug = cls.lower() if cls.lower() in VERDICT_CLASSES else "other"
-    return {"cls": cls, "slug": slug, "evidence": items, "other": other}
-
-
-def _objectives_view(extra: dict[str, Any]) -> dict[str, Any] | None:
-    from ..objectives import report_view
-
-    return report_view(extra)
+    data = redact(verdict.to_dict())
+    items = [e["detail"] if set(e) == {"kind", "detail"} and not e["kind"] else compact(rounded(e), 600)
+             for e in data["evidence"]]
+    other = [(str(k), v if isinstance(v, str) else compact(v, 600)) for k, v in data.items()
+             if k not in ("class", "evidence") and v not in (None, "", [], {})]
+    return {"cls": str(data["class"]), "slug": verdict.cls.tone, "evidence": items, "other": other}
 
 
 def _header_view(run: RunInfo, summary: RunSummary) -> dict[str, Any]:
     target = redact(run.target or {})
     duration = (run.ended - run.started) * 1000 if run.ended and run.started else None
-    status = status_line(run, summary)
+    status = summary.status or status_line(run, summary)
     extra = run.extra if isinstance(run.extra, dict) else {}
+    t = summary.total
     requests, retries = extra.get("requests"), extra.get("retries")
     return {
         "requests": requests if isinstance(requests, int) else None,
@@ -81,13 +73,19 @@ def _header_view(run: RunInfo, summary: RunSummary) -> dict[str, Any]:
         "level": status.level,
         "badge": {"passed": "PASSED", "failed": "FAILED", "error": "ERROR", "incomplete": "INCOMPLETE"}.get(status.level, "NO CASES"),
         "status_text": status.text,
+        "pass_rate": rate_text(t.pass_rate),
+        "judged": t.judged,
+        "infra_errors": t.infra_errors,
+        "infra_error_rate": rate_text(t.error_rate),
+        "cases": t.cases,
     }
 
 
-def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_passed_transcripts: bool = True) -> str:
+def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_passed_transcripts: bool = True,
+                    summary: RunSummary | None = None) -> str:
     """Render the report. With `include_passed_transcripts=False` passed cases keep their row
     but not their transcript, which keeps a 10 000-case report small."""
-    summary = summarize(results)
+    summary = summary or summarize(results, run)
     repeated = repeated_case_ids(results)
     order = sorted(range(len(results)), key=lambda i: (STATUS_ORDER.get(results[i].status, 1), results[i].topic, results[i].case_id, results[i].repeat_index, i))
     cases = []
@@ -102,12 +100,11 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
     tags = sorted({t for r in results for t in r.tags})
     status_counts = {s: getattr(summary.total, s) for s in STATUSES}
     css, js, script_hash = assets(("run.css",), "run.js")
-    extra = run.extra if isinstance(run.extra, dict) else {}
     return environment().get_template("run.html.j2").render(
         run=_header_view(run, summary),
         summary=summary,
-        verdict=_verdict_view(extra.get("verdict")),
-        objectives=_objectives_view(extra),
+        verdict=_verdict_view(stored_verdict(run)),
+        objectives=summary.objectives,
         cases=cases,
         topics=[t.topic for t in summary.topics],
         tags=tags,
@@ -121,6 +118,7 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
     )
 
 
-def write_run_html(path: str | os.PathLike[str], run: RunInfo, results: Sequence[CaseResult], **kwargs: Any) -> Path:
+def write_run_html(path: str | os.PathLike[str], run: RunInfo, results: Sequence[CaseResult],
+                   summary: RunSummary | None = None, **kwargs: Any) -> Path:
     """Write the HTML report to `path` (parents created) and return the path."""
-    return write_text_atomic(path, render_run_html(run, results, **kwargs))
+    return write_text_atomic(path, render_run_html(run, results, summary=summary, **kwargs))

@@ -20,12 +20,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Text, cast, select, text
-
 from ..errors import ConfigError, HarnessError
 from ..records import CaseResult, RunInfo
 from ..store import Store
-from ..store import schema as db
+from ..verdict import Verdict
+from .summary import stored_verdict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,7 +100,7 @@ class TrendData:
     run_stats: dict[str, dict[str, Any]]  # run_id -> pass_rate, p95_turn_ms, judge_score, …
     focus: RunInfo | None
     focus_results: list[CaseResult]
-    verdict: dict[str, Any] | None
+    verdict: Verdict | None
     baseline: RunInfo | None
     changes: list[CaseChange]
     changes_total: int
@@ -113,20 +112,6 @@ class TrendData:
 
 
 # ---------------------------------------------------------------- reading the store
-
-
-def _window(suite: str | None, since: float | None) -> tuple[list[Any], str, dict[str, Any]]:
-    """The run filter, as SQLAlchemy conditions and as SQL text for the JSON queries."""
-    conds, sql, params = [], ["1 = 1"], {}
-    if suite is not None:
-        conds.append(db.runs.c.suite == suite)
-        sql.append("u.suite = :suite")
-        params["suite"] = suite
-    if since is not None:
-        conds.append(db.runs.c.started >= since)
-        sql.append("u.started >= :since")
-        params["since"] = since
-    return conds, " AND ".join(sql), params
 
 
 def _frame(rows: list[Any], names: list[str]) -> pd.DataFrame:
@@ -141,15 +126,11 @@ def _result_frame(store: Store, suite: str | None, since: float | None) -> pd.Da
     """One row per result in the window, without checks or transcripts."""
     import json
 
-    r, u = db.results, db.runs
-    conds, _, _ = _window(suite, since)
+    from ..store.trends import RESULT_COLUMNS
+
     # tags as raw text: a history repeats a handful of tag lists, each parsed once below
-    cols = [r.c.id, r.c.run_id, r.c.case_id, r.c.topic, cast(r.c.tags, Text).label("tags"), r.c.repeat_index,
-            r.c.status, r.c.model, r.c.tokens_in, r.c.tokens_out, r.c.cost]
-    query = select(*cols).select_from(r.join(u, u.c.run_id == r.c.run_id)).where(*conds)
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    df = _frame(rows, [c.name for c in cols])
+    rows = store.trends.result_rows(suite, since)
+    df = _frame(rows, list(RESULT_COLUMNS))
     parsed: dict[str, list[str]] = {}
 
     def tags(raw: str | None) -> list[str]:
@@ -165,79 +146,15 @@ def _result_frame(store: Store, suite: str | None, since: float | None) -> pd.Da
     return df
 
 
-# Judge scores and turn times live in JSON. These queries unpack them inside the database,
-# so only (result id, number) pairs cross into Python.
-_JSON_SQL = {
-    "sqlite": {
-        "judge": (
-            "SELECT r.id AS id, AVG(CAST(json_extract(j.value, '$.score') AS REAL)) AS v "
-            "FROM results r JOIN runs u ON u.run_id = r.run_id, json_each(r.checks) j "
-            "WHERE {where} AND json_extract(j.value, '$.name') = 'judge' "
-            "AND COALESCE(json_extract(j.value, '$.skipped'), 0) = 0 "
-            "AND COALESCE(json_extract(j.value, '$.error'), 0) = 0 "
-            "AND json_extract(j.value, '$.score') IS NOT NULL GROUP BY r.id"
-        ),
-        # one json_extract per turn (each call parses the turn again); nulls dropped later
-        "turns": (
-            "SELECT r.id AS id, json_extract(t.value, '$.reply.total_ms') AS v "
-            "FROM results r JOIN runs u ON u.run_id = r.run_id, json_each(r.transcript, '$.turns') t "
-            "WHERE {where} AND r.transcript IS NOT NULL"
-        ),
-    },
-    "postgresql": {
-        "judge": (
-            "SELECT r.id AS id, AVG((j->>'score')::float) AS v "
-            "FROM results r JOIN runs u ON u.run_id = r.run_id "
-            "CROSS JOIN LATERAL json_array_elements(r.checks::json) j "
-            "WHERE {where} AND j->>'name' = 'judge' "
-            "AND COALESCE((j->>'skipped')::boolean, false) = false "
-            "AND COALESCE((j->>'error')::boolean, false) = false "
-            "AND j->>'score' IS NOT NULL GROUP BY r.id"
-        ),
-        "turns": (
-            "SELECT r.id AS id, (t->'reply'->>'total_ms')::float AS v "
-            "FROM results r JOIN runs u ON u.run_id = r.run_id "
-            "CROSS JOIN LATERAL json_array_elements(r.transcript::json->'turns') t "
-            "WHERE {where} AND r.transcript IS NOT NULL AND t->'reply'->>'total_ms' IS NOT NULL"
-        ),
-    },
-}
-
-
 def _json_numbers(store: Store, what: str, suite: str | None, since: float | None) -> pd.DataFrame:
-    """(id, v) pairs: the judge score per result, or the total ms of every turn."""
+    """(id, v) pairs: the judge score per result, or the total ms of every turn. Judge
+    scores and turn times live in JSON; the store unpacks them inside the database."""
     import pandas as pd
 
-    _, where, params = _window(suite, since)
-    sql = _JSON_SQL.get(store.engine.dialect.name, {}).get(what)
-    with store.engine.connect() as conn:
-        if sql is not None:
-            rows = conn.execute(text(sql.format(where=where)), params).all()
-            df = _frame(rows, ["id", "v"])
-            df["v"] = pd.to_numeric(df["v"], errors="coerce")
-            return df.dropna(subset=["v"])
-        # Any other database: read the one JSON column needed and unpack it here.
-        r, u = db.results, db.runs
-        conds, _, _ = _window(suite, since)
-        col = r.c.checks if what == "judge" else r.c.transcript
-        found: list[tuple[int, float]] = []
-        for rid, value in conn.execute(select(r.c.id, col).select_from(r.join(u, u.c.run_id == r.c.run_id)).where(*conds)):
-            found.extend(_unpack(what, rid, value))
-    return _frame(found, ["id", "v"])
-
-
-def _unpack(what: str, rid: int, value: Any) -> list[tuple[int, float]]:
-    if what == "judge":
-        scores = [c.get("score") for c in value or [] if isinstance(c, dict) and c.get("name") == "judge"
-                  and not c.get("skipped") and not c.get("error") and isinstance(c.get("score"), (int, float))]
-        return [(rid, sum(scores) / len(scores))] if scores else []
-    turns = (value or {}).get("turns") or [] if isinstance(value, dict) else []
-    out = []
-    for t in turns:
-        ms = (t.get("reply") or {}).get("total_ms") if isinstance(t, dict) else None
-        if isinstance(ms, (int, float)):
-            out.append((rid, float(ms)))
-    return out
+    read = store.trends.judge_scores if what == "judge" else store.trends.turn_times
+    df = _frame(read(suite, since), ["id", "v"])
+    df["v"] = pd.to_numeric(df["v"], errors="coerce")
+    return df.dropna(subset=["v"])
 
 
 def _read_history(store: Store, suite: str | None, since: float | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -246,11 +163,9 @@ def _read_history(store: Store, suite: str | None, since: float | None) -> tuple
     store can hand out one connection per thread (not an in-memory SQLite store)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from sqlalchemy.pool import StaticPool
-
     jobs = [(_result_frame, (store, suite, since)), (_json_numbers, (store, "judge", suite, since)),
             (_json_numbers, (store, "turns", suite, since))]
-    if isinstance(store.engine.pool, StaticPool):
+    if not store.concurrent_reads:
         frame, judge, turns = (fn(*args) for fn, args in jobs)
         return frame, judge, turns
     with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="trend-read") as pool:
@@ -262,13 +177,8 @@ def _read_history(store: Store, suite: str | None, since: float | None) -> tuple
 # ---------------------------------------------------------------- aggregation
 
 
-def _verdict_of(run: RunInfo) -> dict[str, Any] | None:
-    v = run.extra.get("verdict") if isinstance(run.extra, dict) else None
-    if isinstance(v, dict):
-        return v
-    if isinstance(v, str) and v:
-        return {"class": v}
-    return None
+def _verdict_of(run: RunInfo) -> Verdict | None:
+    return stored_verdict(run)
 
 
 def _fmt_label(epoch: float, with_time: bool) -> str:
@@ -337,7 +247,7 @@ def _build_trends(store: Store, runs: list[RunInfo], suite: str | None, since: f
         day = math.floor(x / 86400) * 86400
         v = _verdict_of(r)
         run_rows.append({"run_id": r.run_id, "suite": r.suite, "started": x, "run_model": r.model,
-                         "period": day if several else x, "cls": str(v.get("class") or "") if v else ""})
+                         "period": day if several else x, "cls": v.name if v else ""})
     rdf = pd.DataFrame(run_rows, columns=["run_id", "suite", "started", "run_model", "period", "cls"])
     df = df.merge(rdf[["run_id", "suite", "period", "run_model", "started"]], on="run_id", how="inner")
     df["model"] = df["model"].fillna(df["run_model"]).fillna("unknown")
@@ -525,13 +435,11 @@ def _verdict_changes(items: list[Any], focus: list[CaseResult]) -> list[CaseChan
     return out
 
 
-def _pick_baseline(store: Store, focus: RunInfo, verdict: dict[str, Any] | None) -> RunInfo | None:
+def _pick_baseline(store: Store, focus: RunInfo, verdict: Verdict | None) -> RunInfo | None:
     """The analysis' baseline when it names one, else the suite's previous run (a complete
     one if there is one)."""
-    ref = verdict.get("baseline_run") if verdict else None
-    if isinstance(ref, dict):
-        ref = ref.get("run_id")
-    if isinstance(ref, str) and ref:
+    ref = verdict.baseline_run if verdict else None
+    if ref:
         try:
             found = store.get_run(ref)
         except ConfigError:
@@ -573,9 +481,9 @@ def load_trend(store: Store, *, suite: str | None, since_s: float | None, focus_
     baseline = _pick_baseline(store, focus, verdict) if focus else None
     changes: list[CaseChange] = []
     source = "none"
-    if focus and verdict and isinstance(verdict.get("changed_cases"), list):
+    if focus and verdict and verdict.changed_cases is not None:
         source = "verdict"
-        changes = _verdict_changes(verdict["changed_cases"], focus_results)
+        changes = _verdict_changes(verdict.changed_cases, focus_results)
         if baseline is not None and changes:
             ids = [c.case_id for c in changes[:MAX_CHANGES]]
             prev = _first_repeats(store.results(baseline.run_id, case_ids=ids))
@@ -586,7 +494,7 @@ def load_trend(store: Store, *, suite: str | None, since_s: float | None, focus_
         changes = _computed_changes(focus_results, store.results(baseline.run_id))
     total = len(changes)
 
-    consistency = verdict.get("consistency") if verdict and isinstance(verdict.get("consistency"), dict) else {}
+    consistency = (verdict.consistency if verdict else None) or {}
     flaky = _flaky(frame, runs, consistency) if frame is not None else []
     topic_counts: Counter[str] = Counter()
     tag_counts: Counter[str] = Counter()

@@ -22,11 +22,11 @@ from typing import Any
 
 from ..records import CaseResult
 from ..store import Store
+from ..verdict import Verdict
 from ._common import one_line, redact, write_text_atomic
 from ._pages import (
     STATUS_LABEL,
     STATUS_ORDER,
-    VERDICT_CLASSES,
     assets,
     case_view,
     compact,
@@ -35,7 +35,7 @@ from ._pages import (
     pct,
     rounded,
 )
-from .stats import STATUSES, repeated_case_ids, status_line, summarize
+from .summary import STATUSES, RunSummary, objectives_view, repeated_case_ids, status_line, stored_verdict, summarize
 from .trend import DIMENSIONS, METRICS, CaseChange, FlakyCase, TrendData, load_trend
 
 METRIC_INFO = {
@@ -62,11 +62,6 @@ def _num(value: Any, fmt: str = "{:.3f}") -> str:
     return fmt.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"
 
 
-def _slug(cls: str | None) -> str:
-    c = (cls or "").lower()
-    return c if c in VERDICT_CLASSES else "other"
-
-
 # ---------------------------------------------------------------- verdict
 
 
@@ -74,47 +69,41 @@ def _evidence_view(e: Any) -> dict[str, Any]:
     if not isinstance(e, dict):
         return {"kind": None, "detail": str(e), "more": ""}
     rest = {k: v for k, v in e.items() if k not in ("kind", "detail")}
-    return {"kind": None if e.get("kind") is None else str(e["kind"]),
+    return {"kind": str(e.get("kind") or "") or None,
             "detail": "" if e.get("detail") is None else str(e["detail"]),
             "more": compact(rounded(rest), 300) if rest else ""}
 
 
-def _verdict_view(verdict: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The analysis verdict's class, headline, evidence and baseline. Its per-topic numbers
-    join the run's topic table; changed cases and consistency have their own sections."""
+def _verdict_view(verdict: Verdict | None) -> dict[str, Any] | None:
+    """The analysis verdict's class (coloured by its tone), headline, evidence and baseline
+    (and the note of a stored verdict that could not be read). Its per-topic numbers join
+    the run's topic table; changed cases and consistency have their own sections."""
     if not verdict:
         return None
-    v = redact(verdict)
-    cls = str(v.get("class") or v.get("kind") or "unknown")
-    evidence = v.get("evidence") or []
-    if not isinstance(evidence, list):
-        evidence = [evidence]
-    baseline = v.get("baseline_run")
-    if isinstance(baseline, dict):
-        baseline = baseline.get("run_id")
-    return {"cls": cls, "slug": _slug(cls), "headline": None if v.get("headline") is None else str(v["headline"]),
-            "evidence": [_evidence_view(e) for e in evidence],
-            "baseline_run": None if baseline is None else str(baseline)}
+    v = redact(verdict.to_dict())
+    evidence = [_evidence_view(e) for e in v["evidence"]]
+    if verdict.note:
+        evidence.append({"kind": "note", "detail": str(v.get("note") or ""), "more": ""})
+    return {"cls": str(v["class"]), "slug": verdict.cls.tone, "headline": v["headline"] or None,
+            "evidence": evidence, "baseline_run": v["baseline_run"]}
 
 
 # ---------------------------------------------------------------- focus run summary
 
 
-def _focus_view(data: TrendData) -> dict[str, Any] | None:
+def _focus_view(data: TrendData, summary: RunSummary | None = None) -> dict[str, Any] | None:
     run = data.focus
     if run is None:
         return None
-    summary = summarize(data.focus_results)
-    line = status_line(run, summary)
+    summary = summary or summarize(data.focus_results, run)
+    line = summary.status or status_line(run, summary)
     target = redact(run.target or {})
     base_idx = _point_index(data, data.baseline.run_id) if data.baseline else None
     topic_series = data.trends.dims.get("topic", {}).get("metrics", {}).get("pass_rate", {})
-    # the analysis' own comparison wins (it knows the accepted baseline and the p-value)
-    judged = data.verdict.get("topics") if data.verdict and isinstance(data.verdict.get("topics"), dict) else {}
     rows = []
     for t in summary.topics:
-        v = judged.get(t.topic) if isinstance(judged.get(t.topic), dict) else {}
-        before = v.get("baseline_pass_rate") if v else (
+        # the analysis' own comparison wins (it knows the accepted baseline and the p-value)
+        before = t.baseline_pass_rate if t.compared else (
             topic_series.get(t.topic, [None] * (base_idx + 1))[base_idx] if base_idx is not None else None)
         before = before if isinstance(before, (int, float)) else None
         delta = t.pass_rate - before if t.pass_rate is not None and before is not None else None
@@ -122,7 +111,7 @@ def _focus_view(data: TrendData) -> dict[str, Any] | None:
                      "pass_rate": t.pass_rate, "baseline": before, "p95": t.p95_ms,
                      "delta": None if delta is None else f"{delta * 100:+.1f} pt",
                      "tone": "" if not delta else ("down" if delta < 0 else "up"),
-                     "p_value": _num(v.get("p_value"), "{:.2g}") if v else None})
+                     "p_value": _num(t.p_value, "{:.2g}") if t.compared else None})
     return {
         "run_id": run.run_id, "suite": run.suite, "status": run.status, "level": line.level, "status_text": line.text,
         "message": run.message, "started": fmt_time(run.started), "git_sha": (run.git_sha or "")[:12] or None,
@@ -227,14 +216,14 @@ def _history_view(data: TrendData) -> list[dict[str, Any]]:
     base = data.baseline.run_id if data.baseline else None
     for r in data.runs:
         s = data.run_stats.get(r.run_id, {})
-        v = r.extra.get("verdict") if isinstance(r.extra, dict) else None
-        cls = str((v.get("class") if isinstance(v, dict) else v) or "")
+        v = stored_verdict(r)
+        cls = v.name if v else ""
         c = r.counts or {}
         rows.append({
             "run_id": r.run_id, "suite": r.suite, "started": fmt_time(r.started), "status": r.status,
             "passed": c.get("passed", 0), "failed": c.get("failed", 0), "error": c.get("error", 0) + c.get("not_run", 0),
             "pass_rate": s.get("pass_rate"), "judge": s.get("judge_score"), "p95": s.get("p95_turn_ms"),
-            "cost": s.get("cost"), "cls": cls, "slug": _slug(cls) if cls else "", "git_sha": (r.git_sha or "")[:10],
+            "cost": s.get("cost"), "cls": cls, "slug": v.cls.tone if v else "", "git_sha": (r.git_sha or "")[:10],
             "model": r.model, "focus": r.run_id == focus, "baseline": r.run_id == base,
         })
     return rows
@@ -256,15 +245,6 @@ def _chart_data(data: TrendData) -> dict[str, Any]:
         "baseline": data.baseline.run_id if data.baseline else None,
         "budgets": _budgets(data),
     }
-
-
-def _objectives(data: TrendData) -> dict[str, Any] | None:
-    """The focus run's missed objectives, beside its verdict."""
-    if data.focus is None:
-        return None
-    from ..objectives import report_view
-
-    return report_view(data.focus.extra if isinstance(data.focus.extra, dict) else None)
 
 
 def _budgets(data: TrendData) -> dict[str, Any] | None:
@@ -289,9 +269,12 @@ def _title(data: TrendData) -> str:
     return f"Trends · {scope}"
 
 
-def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = True) -> str:
-    """Render the page for data already read from the store."""
-    focus = _focus_view(data)
+def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = True,
+                      summary: RunSummary | None = None) -> str:
+    """Render the page for data already read from the store. `summary` is the focus run's own
+    `RunSummary` when the caller has it (the run just finished); else it is computed here from
+    the focus run's stored results, by the same function."""
+    focus = _focus_view(data, summary)
     verdict = _verdict_view(data.verdict)
     repeated = repeated_case_ids(data.focus_results)
     results = data.focus_results
@@ -314,7 +297,7 @@ def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = Tru
     return environment().get_template("trend.html.j2").render(
         title=_title(data), suite=data.suite, span=span, run_count=len(runs), since=fmt_time(data.since) if data.since else None,
         badge=badge, badge_slug=verdict["slug"] if verdict else "", level=level, focus=focus, verdict=verdict,
-        objectives=_objectives(data),
+        objectives=objectives_view(data.focus),  # beside its verdict
         changes=[_change_view(c, i) for i, c in enumerate(data.changes, 1)], changes_total=data.changes_total,
         changes_source=data.changes_source, baseline=data.baseline.run_id if data.baseline else None,
         flaky=flaky, flaky_agreement=any(f["agreement"] for f in flaky), history=_history_view(data), verdict_classes=classes,
@@ -337,7 +320,7 @@ def report_filename(suite: str | None, focus_run: str | None) -> str:
 
 
 def write_trend_report(store: Store, *, suite: str | None, since_s: float | None, out_dir: str | os.PathLike[str],
-                       focus_run: str | None = None) -> Path:
+                       focus_run: str | None = None, summary: RunSummary | None = None) -> Path:
     """Build the trend report from the store and write it into `out_dir`; return its path.
 
     `focus_run` is the run shown at the top (verdict, changes, transcripts); by default the
@@ -345,11 +328,13 @@ def write_trend_report(store: Store, *, suite: str | None, since_s: float | None
     Passed calls' transcripts are left out when the page would pass 3 MB (failing ones stay).
     """
     data = load_trend(store, suite=suite, since_s=since_s, focus_run=focus_run)
+    if summary is not None and (data.focus is None or data.focus.run_id != focus_run):
+        summary = None  # the page is about another run than the summary's
     full = len(data.focus_results) <= FULL_TRANSCRIPTS_MAX
-    html = render_trend_html(data, include_passed_transcripts=full)
+    html = render_trend_html(data, include_passed_transcripts=full, summary=summary)
     if full and len(html.encode("utf-8")) > SIZE_BUDGET_BYTES:
         # long answers: keep every failing call's transcript, drop the passed ones' to stay light
-        html = render_trend_html(data, include_passed_transcripts=False)
+        html = render_trend_html(data, include_passed_transcripts=False, summary=summary)
     name = report_filename(suite, data.focus.run_id if focus_run and data.focus else None)
     return write_text_atomic(Path(out_dir) / name, html)
 

@@ -1,7 +1,7 @@
 """The history queries objectives need: runs in a window with their tallies, a run's rows to
 count once, and writing a run's objectives back beside its verdict.
 
-    records = ObjectiveRecords(store)
+    records = store.objectives                   # an ObjectiveRecords
     runs = records.window_runs("post-merge", since=time.time() - 28 * 86400, last=30)
     rows = records.result_rows(run_id)          # (status, topic, checks, transcript)
     records.save(run_id, {"tally": …, "results": […]})   # into runs.extra["objectives"]
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
 from . import schema
-from .store import Store
+
+if TYPE_CHECKING:
+    from .store import Store
 
 KEY = "objectives"
 
@@ -33,7 +35,7 @@ class WindowRun:
 
 
 class ObjectiveRecords:
-    """Named reads and writes over the store's runs and results for `harness.objectives`."""
+    """`store.objectives`: named reads and writes over the store's runs and results for `harness.objectives`."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

@@ -11,7 +11,8 @@ to it; when a column is added here, a migration step must be added there too.
 Every table the history database holds is defined here, including those of features
 downstream of the store (notify, analysis, locks, scheduling): one owner means one
 version number and one upgrade path, instead of each feature creating its own table on
-first use. Those modules import their table from here and keep their own queries.
+first use. The queries live in this package too (`store.py` and the small repositories
+beside it): the rest of harness calls named methods and never sees SQL.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import (
     JSON,
     Column,
     Double,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -160,4 +162,41 @@ schedule_state = Table(
     Column("suite", String(200), primary_key=True),
     Column("last_fire", Double, nullable=False),  # epoch seconds
     Column("run_id", String(128)),
+)
+
+
+# ---------------------------------------------------------------- the judge's cache
+# Not part of the history's versioned layout: the cache may live in its own SQLite file
+# (`.harness/judge-cache.db`) or beside the history in a shared PostgreSQL store, and a
+# lost cache only costs a re-judge. `store.judge_cache` creates these tables when missing.
+judge_metadata = MetaData()
+
+judge_verdicts = Table(
+    "judge_verdicts",
+    judge_metadata,
+    Column("key", String(64), primary_key=True),
+    Column("judge", Text, nullable=False),  # model|fingerprint the verdict came from
+    Column("rubric", Text, nullable=False),  # rubric ref or inline criteria digest
+    Column("scores", Text, nullable=False),  # JSON list of 0..1 scores, one per judge repeat
+    Column("reason", Text, nullable=False),
+    Column("tokens_in", Integer),
+    Column("tokens_out", Integer),
+    Column("cost", Float),
+    Column("created", Float, nullable=False),
+)
+
+judge_steps = Table(
+    "judge_steps",
+    judge_metadata,
+    Column("key", String(64), primary_key=True),
+    Column("judge", Text, nullable=False),
+    Column("steps", Text, nullable=False),  # JSON list of strings
+    Column("created", Float, nullable=False),
+)
+
+judge_meta = Table(
+    "judge_meta",
+    judge_metadata,
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
 )

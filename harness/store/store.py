@@ -326,8 +326,19 @@ class Store:
     """Runs and case results in one database. Thread-safe; open once per process."""
 
     def __init__(self, engine: Engine) -> None:
+        from .features import Baselines, PendingDeliveries, ScheduleState
+        from .locks import Locks
+        from .objectives import ObjectiveRecords
+        from .trends import TrendReads
+
         self._engine = engine
         self.display_url = redact_url(engine.url)
+        self.locks = Locks(self)
+        self.schedule_state = ScheduleState(self)
+        self.notifications = PendingDeliveries(self)
+        self.baselines = Baselines(self)
+        self.trends = TrendReads(self)
+        self.objectives = ObjectiveRecords(self)
 
     @classmethod
     def open(cls, url: str | None, *, root: str = ".") -> Store:
@@ -359,8 +370,29 @@ class Store:
 
     @property
     def engine(self) -> Engine:
-        """For analysis queries that need more than this API (read-only, please)."""
+        """The SQLAlchemy engine, for tests and tooling that inspect the database itself.
+        harness's own code outside this package calls the named methods instead."""
         return self._engine
+
+    @property
+    def shared(self) -> bool:
+        """True when the store is a database server (PostgreSQL …) rather than a SQLite file."""
+        return self._engine.dialect.name != "sqlite"
+
+    @property
+    def concurrent_reads(self) -> bool:
+        """Whether independent reads may run side by side on threads (not for an in-memory
+        SQLite store, whose one shared connection would serialise or corrupt them)."""
+        return not isinstance(self._engine.pool, StaticPool)
+
+    def judge_cache(self) -> Any:
+        """The judge's cache tables in this store's own database (see `store.judge_cache`)."""
+        from .judge_cache import JudgeCacheTables
+
+        return JudgeCacheTables(self._engine, owns_engine=False)
+
+    def _error(self, action: str, exc: BaseException) -> StoreError:
+        return StoreError(f"store {self.display_url}: could not {action}: {_one_line(exc)}")
 
     @contextmanager
     def _tx(self, action: str, *, write_lock: bool = False) -> Iterator[Connection]:
@@ -371,7 +403,7 @@ class Store:
                 with conn.begin():
                     yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"store {self.display_url}: could not {action}: {_one_line(exc)}") from None
+            raise self._error(action, exc) from None
 
     # -- writing
 
@@ -531,6 +563,45 @@ class Store:
                     rows += conn.execute(query.where(t.c.case_id.in_(ids[i : i + 500]))).all()
                 rows.sort(key=lambda row: row.id)
         return [_result_from_row(row) for row in rows]
+
+    def group_run_ids(self, group: str, *, suite: str | None = None) -> list[str]:
+        """The ids of a run group's runs (optionally of one suite), oldest first."""
+        r = schema.runs
+        query = select(r.c.run_id).where(r.c.group == group).order_by(r.c.started, r.c.run_id)
+        if suite is not None:
+            query = query.where(r.c.suite == suite)
+        with self._tx(f"read the runs of group {group}") as conn:
+            return [row.run_id for row in conn.execute(query)]
+
+    def case_statuses(self, run_id: str) -> list[tuple[str, str]]:
+        """(case id, status) of every result of a run: two columns, no records rebuilt, so
+        asking which cases of 5,000 failed stays cheap."""
+        t = schema.results
+        with self._tx(f"read results of run {run_id}") as conn:
+            return [(row.case_id, row.status) for row in conn.execute(
+                select(t.c.case_id, t.c.status).where(t.c.run_id == run_id))]
+
+    def observation_rows(self, run_ids: Sequence[str], case_id: str | None = None) -> Iterator[Any]:
+        """What analysis reads of results, streamed: named tuples of (run_id, case_id, topic,
+        repeat_index, status, checks, transcript), ordered by run, case and repeat."""
+        if not run_ids:
+            return
+        t = schema.results
+        query = (
+            select(t.c.run_id, t.c.case_id, t.c.topic, t.c.repeat_index, t.c.status, t.c.checks, t.c.transcript)
+            .where(t.c.run_id.in_(list(run_ids)))
+            .order_by(t.c.run_id, t.c.case_id, t.c.repeat_index)
+        )
+        if case_id is not None:
+            query = query.where(t.c.case_id == case_id)
+        with self._tx("read results") as conn:
+            yield from conn.execute(query)
+
+    def set_run_extra(self, run_id: str, extra: dict[str, Any]) -> None:
+        """Replace a run's `extra` (secrets scrubbed), e.g. to add the analysis verdict."""
+        r = schema.runs
+        with self._tx(f"save the verdict of run {run_id}") as conn:
+            conn.execute(update(r).where(r.c.run_id == run_id).values(extra=scrub_secrets(dict(extra))))
 
     def schema_version(self) -> int:
         with self._tx("read the schema version") as conn:

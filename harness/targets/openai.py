@@ -15,27 +15,27 @@ string `reply` key, `reply` is the spoken text and the other keys (`intent`, `sl
 outcome is built. Ask for it in the system prompt, optionally with `response_format`.
 
 Streaming (the default) records the time to the first content token as well as the whole
-answer, and asks for usage in the final chunk (`stream_options.include_usage`).
+answer, and asks for usage in the final chunk (`stream_options.include_usage`). The requests
+go through the shared chat client (`harness.chat`); the runner retries them.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_core import to_json
 
-from ..errors import ConfigError, InfraError
-from ..httpclient import Session, SSEDecoder, excerpt, loads, parse_json, safe_endpoint, status_error
+from ..chat import HINT_404, ChatClient, ChatResult
+from ..errors import ConfigError
+from ..httpclient import safe_endpoint
 from ..records import AgentReply, Outcome
 from ..spec import CaseSpec
 from ._replystate import ends_call, outcome_from, split_structured
 from .base import CallContext, Conversation, Target, TargetConfig, register
 from .pricing import Price, cost_of
 
-HINT_404 = "is base_url the API root that holds /chat/completions, usually ending in /v1?"
+__all__ = ["HINT_404", "OpenAIConfig", "OpenAITarget", "caller_message"]
 
 
 class OpenAIConfig(TargetConfig):
@@ -89,7 +89,7 @@ class OpenAITarget(Target):
         super().__init__(config)
         self.endpoint = f"{config.base_url}/chat/completions"
         self.safe_endpoint = safe_endpoint(self.endpoint)
-        self._session: Session | None = None
+        self._client: ChatClient | None = None
         self._root = "."
         self._system: str | None = config.system_prompt
         self._system_loaded = config.system_prompt_file is None
@@ -147,22 +147,22 @@ class OpenAITarget(Target):
         return OpenAIConversation(self, ctx, messages)
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.aclose()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
     # --- one request -------------------------------------------------------------------------
 
-    def session(self) -> Session:
-        """The target's one HTTP session, reused for every call; connections open on first use."""
-        if self._session is None:
-            headers = dict(self.config.headers)
-            if self.config.api_key is not None:  # the key wins over a user's Authorization header
-                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-                headers["Authorization"] = f"Bearer {self.config.api_key.get_secret_value()}"
-            # opened now, in the event loop: a request's clock starts after this (Session.open)
-            self._session = Session.for_target(self.config.limits, headers, {"Content-Type": "application/json"}).open()
-        return self._session
+    def client(self) -> ChatClient:
+        """The target's one chat client, reused for every call; no retries of its own (the
+        runner's guard retries). Its session opens here, in the event loop, so a request's
+        clock starts after aiohttp is imported."""
+        if self._client is None:
+            c = self.config
+            self._client = ChatClient(c.base_url, api_key=c.api_key.get_secret_value() if c.api_key else None,
+                                      headers=c.headers, timeout_s=c.limits.timeout_s,
+                                      max_connections=c.limits.concurrency + 4, who="the response").open()
+        return self._client
 
     def payload(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         c = self.config
@@ -175,118 +175,25 @@ class OpenAITarget(Target):
                 body[key] = value
         return body
 
-    def _redact(self) -> tuple[str, ...]:
-        key = self.config.api_key
-        return (key.get_secret_value(),) if key is not None else ()
-
     async def complete(self, messages: list[dict[str, Any]]) -> tuple[str, AgentReply]:
         """One chat completion: (the raw assistant content, the reply as the harness sees it)."""
-        body = to_json(self.payload(messages))  # UTF-8 as it is, like json.dumps(ensure_ascii=False)
-        if self.config.stream:
-            return await self._streamed(body)
-        return await self._whole(body)
+        client = self.client()  # before the request: the first one opens the session
+        return self._reply(await client.send(self.payload(messages)))
 
-    async def _whole(self, body: bytes) -> tuple[str, AgentReply]:
-        session = self.session()  # before the clock starts: the first one imports aiohttp
-        t0 = time.perf_counter()
-        resp = await session.send("POST", self.endpoint, body, endpoint=self.safe_endpoint)
-        try:
-            content_bytes = await resp.read()
-        finally:
-            await resp.aclose()
-        total_ms = (time.perf_counter() - t0) * 1000
-        self._raise_for_status(resp.status, resp.headers, content_bytes)
-        data = parse_json(content_bytes, self.safe_endpoint)
-        try:
-            message = data["choices"][0]["message"]
-        except (KeyError, IndexError, TypeError):
-            raise InfraError("protocol", f"the response has no choices[0].message: {excerpt(content_bytes)}",
-                             endpoint=self.safe_endpoint, retryable=False) from None
-        content = message.get("content") or ""
-        usage = data.get("usage") or {}
-        return content, self._reply(content, None, total_ms, data.get("model"), data.get("system_fingerprint"),
-                                    usage)
-
-    async def _streamed(self, body: bytes) -> tuple[str, AgentReply]:
-        session = self.session()  # before the clock starts: the first one imports aiohttp
-        t0 = time.perf_counter()
-        first_ms: float | None = None
-        parts: list[str] = []
-        model = fingerprint = None
-        usage: dict[str, Any] = {}
-        done = finished = False
-        decoder = SSEDecoder()
-        resp = await session.send("POST", self.endpoint, body, endpoint=self.safe_endpoint)
-        try:
-            if resp.status >= 300:
-                self._raise_for_status(resp.status, resp.headers, await resp.read())
-            async for chunk in resp.iter_bytes():
-                for data in decoder.feed(chunk):
-                    if data == b"[DONE]":
-                        done = True
-                        continue
-                    event = self._event(data)
-                    model = event.get("model") or model
-                    fingerprint = event.get("system_fingerprint") or fingerprint
-                    if event.get("usage"):
-                        usage = event["usage"]
-                    for choice in event.get("choices") or ():
-                        if choice.get("index", 0) != 0:
-                            continue
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
-                            if first_ms is None:
-                                first_ms = (time.perf_counter() - t0) * 1000
-                            parts.append(text)
-                        if choice.get("finish_reason"):
-                            finished = True
-        finally:
-            await resp.aclose()
-        for data in decoder.flush():
-            done = done or data == b"[DONE]"
-        if not (done or finished):
-            raise InfraError("protocol", "the stream ended before [DONE]", endpoint=self.safe_endpoint,
-                             retryable=True)
-        total_ms = (time.perf_counter() - t0) * 1000
-        content = "".join(parts)
-        return content, self._reply(content, first_ms, total_ms, model, fingerprint, usage)
-
-    def _event(self, data: bytes) -> dict[str, Any]:
-        try:
-            event = loads(data)
-        except ValueError:  # invalid UTF-8 is one too
-            raise InfraError("protocol", f"a stream event is not valid JSON: {excerpt(data)}",
-                             endpoint=self.safe_endpoint, retryable=True) from None
-        if not isinstance(event, dict):
-            raise InfraError("protocol", f"a stream event is not a JSON object: {excerpt(data)}",
-                             endpoint=self.safe_endpoint, retryable=True)
-        if event.get("error"):
-            # gateways report an upstream failure mid-stream this way
-            err = event["error"]
-            detail = err.get("message") if isinstance(err, dict) else err
-            raise InfraError("server_error", f"error in the stream: {excerpt(str(detail), redact=self._redact())}",
-                             endpoint=self.safe_endpoint)
-        return event
-
-    def _raise_for_status(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        err = status_error(status, headers, body, self.safe_endpoint, redact=self._redact(), hint_404=HINT_404)
-        if err is not None:
-            raise err
-
-    def _reply(self, content: str, first_ms: float | None, total_ms: float, model: str | None,
-               fingerprint: str | None, usage: dict[str, Any]) -> AgentReply:
-        tokens_in = usage.get("prompt_tokens")
-        tokens_out = usage.get("completion_tokens")
+    def _reply(self, answer: ChatResult) -> tuple[str, AgentReply]:
+        content = answer.text
+        model = answer.model
+        tokens_in, tokens_out = answer.tokens_in, answer.tokens_out
         text, state = content, {}
         structured = split_structured(content)
         if structured is not None:
             text, state = structured
-        return AgentReply(
+        return content, AgentReply(
             text=text,
-            first_token_ms=first_ms,
-            total_ms=total_ms,
+            first_token_ms=answer.first_token_ms,
+            total_ms=answer.total_ms,
             model=model,
-            fingerprint=fingerprint,
+            fingerprint=answer.fingerprint,
             route="primary",
             tokens_in=tokens_in,
             tokens_out=tokens_out,

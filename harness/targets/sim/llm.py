@@ -10,18 +10,18 @@ slot extraction and wording:
 
 The model's output is untrusted data: the reading is type-checked field by field (junk is
 dropped, so a confused model shows up as a confused agent, not as a crash), and a reply
-is only ever text. Transport and HTTP failures map to `InfraError` in `harness.chat`.
+is only ever text. The requests go through the shared chat client (`harness.chat`), which
+maps failures to `InfraError` and keeps the key out of them; the runner retries them.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from ...chat import ChatEndpoint
+from ...chat import ChatClient, ChatResult
 from .nlu import Reading
 
 __all__ = ["ModelAnswer", "ModelSteps", "reading_from"]
@@ -48,13 +48,7 @@ naturally and briefly. Keep every fact exactly: dates, times, numbers, names and
 Answer with the reply only."""
 
 
-@dataclass(slots=True)
-class ModelAnswer:
-    text: str
-    model: str | None
-    fingerprint: str | None
-    tokens_in: int | None
-    tokens_out: int | None
+ModelAnswer = ChatResult  # one model step's answer: text, model, fingerprint, tokens
 
 
 class ModelSteps:
@@ -62,10 +56,11 @@ class ModelSteps:
 
     def __init__(self, base_url: str, model: str, *, api_key: str | None, temperature: float,
                  timeout_s: float, headers: dict[str, str], max_connections: int):
-        self._endpoint = ChatEndpoint(base_url, api_key=api_key, headers=headers, timeout_s=timeout_s,
-                                      max_connections=max_connections)
-        self.url = self._endpoint.url
-        self.endpoint = self._endpoint.endpoint
+        self._client = ChatClient(base_url, api_key=api_key, headers=headers, timeout_s=timeout_s,
+                                  max_connections=max_connections, json_mode_fallback=True,
+                                  who="the sim model's answer")
+        self.url = self._client.url
+        self.endpoint = self._client.endpoint
         self.model = model
         self.temperature = temperature
 
@@ -87,13 +82,10 @@ class ModelSteps:
                                 "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
         if json_mode:
             body["response_format"] = {"type": "json_object"}
-        text, data = await self._endpoint.complete(body)
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        return ModelAnswer(text, _str(data.get("model")), _str(data.get("system_fingerprint")),
-                           _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
+        return await self._client.send(body)
 
     async def aclose(self) -> None:
-        await self._endpoint.aclose()
+        await self._client.aclose()
 
 
 def reading_from(caller_text: str, model_text: str) -> Reading:
@@ -140,10 +132,3 @@ def reading_from(caller_text: str, model_text: str) -> Reading:
         r.yes = False
     return r
 
-
-def _str(v: Any) -> str | None:
-    return v if isinstance(v, str) and v else None
-
-
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None

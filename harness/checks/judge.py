@@ -21,9 +21,9 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ..checks.base import CheckFn, Score, Subject, check
+from .base import CheckFn, Score, Subject, check
 from ..records import Turn
-from ._errors import JudgeError
+from ..judge._errors import JudgeError
 
 NO_JUDGE = "no judge configured: add a judge: block to the suite"
 _RUBRIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..stats import percentile  # re-exported: the analysis modules import it from here
-
-__all__ = ["binomial_excess", "fisher_drop", "holm", "mann_whitney_drop", "percentile"]
+__all__ = ["binomial_excess", "fisher_drop", "holm", "mann_whitney_drop"]
 
 
 def fisher_drop(cur_pass: int, cur_fail: int, ref_pass: int, ref_fail: int) -> float | None:

@@ -1,0 +1,384 @@
+"""One verdict per run, by an ordered table of small rules.
+
+The order is the order of blame. If the provider was down, nothing else can be judged
+(infra). If the judge disagrees with its own labelled canaries, its scores cannot be
+trusted (judge_drift). If the model that answered changed, a drop is the model's doing
+(drift), and so is a drop with the same code. Only a significant drop with the same model
+after a code change is ours (regression). Differences the healthy history already showed
+are noise.
+
+    facts = Facts(run, comparison, reference, spec)   # figures and evidence, gathered once
+    verdict = classify(run, comparison, reference, spec)
+
+Every rule is a function of the `Facts` returning a `Finding` (class and headline) or None;
+`RULES` is tried in order and the first finding wins. The evidence does not depend on the
+class: `EVIDENCE` is a table of small gatherers run once, whatever the rules decide. A new
+class is a new `VerdictClass` member and a rule placed where its blame belongs; a new kind
+of evidence is one more gatherer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, NamedTuple
+
+from ..records import RunInfo
+from ..spec import AnalysisSpec
+from ..verdict import Evidence, Verdict, VerdictClass
+from .compare import COST_SHIFT, LATENCY_FLOOR_MS, CaseDiff, Comparison, Reference
+
+__all__ = ["EVIDENCE", "RULES", "Facts", "Finding", "classify"]
+
+MAX_NAMED = 8  # cases named in one evidence line
+
+
+def names(ids: list[str]) -> str:
+    shown = ", ".join(ids[:MAX_NAMED])
+    return shown + (f" and {len(ids) - MAX_NAMED} more" if len(ids) > MAX_NAMED else "")
+
+
+def pct(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:.0f}%"
+
+
+class Finding(NamedTuple):
+    cls: VerdictClass
+    headline: str
+
+
+@dataclass
+class Facts:
+    """What the rules look at: the run, its comparison with the reference, the reference and
+    the suite's analysis settings, with the figures every rule shares worked out once."""
+
+    run: RunInfo
+    cmp: Comparison
+    ref: Reference
+    spec: AnalysisSpec
+
+    @cached_property
+    def bad(self) -> int:
+        """Calls that did not reach a model (infra errors and calls not run)."""
+        return self.cmp.infra["errors"] + self.cmp.infra["not_run"]
+
+    @cached_property
+    def infra_share(self) -> float:
+        repeats = self.cmp.infra["repeats"]
+        return self.bad / repeats if repeats else 0.0
+
+    @cached_property
+    def same_code(self) -> bool:
+        return bool(self.run.git_sha and self.ref.git_sha and self.run.git_sha == self.ref.git_sha)
+
+    @cached_property
+    def canaries(self) -> dict[str, Any] | None:
+        extra = self.run.extra
+        judge = extra.get("judge") if isinstance(extra, dict) else None
+        canaries = judge.get("canaries") if isinstance(judge, dict) else None
+        return canaries if isinstance(canaries, dict) else None
+
+    @cached_property
+    def disagreed(self) -> int:
+        return int(self.canaries.get("disagreed") or 0) if self.canaries else 0
+
+    @cached_property
+    def changed_cases(self) -> list[dict[str, Any]]:
+        """Per case, what differs from the reference: its reduced verdict, its answer."""
+        out = []
+        for d in self.cmp.cases:
+            if d.before is not None and d.before != d.after and "error" not in (d.before, d.after):
+                out.append({"case_id": d.case_id, "topic": d.topic, "change": "verdict", "before": d.before,
+                            "after": d.after, "p_value": d.p_value, "significant": d.significant})
+            if d.answer_new:
+                out.append({"case_id": d.case_id, "topic": d.topic, "change": "answer", "before": d.before_answer,
+                            "after": d.after_answer})
+        return out
+
+    @cached_property
+    def significant_cases(self) -> list[CaseDiff]:
+        return self.cmp.significant_cases
+
+    @cached_property
+    def flipped(self) -> list[CaseDiff]:
+        """Cases that passed in the reference and fail now, without a significant drop."""
+        return [c for c in self.cmp.flipped if not c.significant]
+
+    @property
+    def moved(self) -> int:
+        return self.cmp.answers_moved[0]
+
+    @property
+    def compared(self) -> int:
+        return self.cmp.answers_moved[1]
+
+    @property
+    def p_moved(self) -> float | None:
+        return self.cmp.answers_moved[2]
+
+    @cached_property
+    def answers_significant(self) -> bool:
+        return self.p_moved is not None and self.p_moved < self.spec.alpha and self.moved >= 2
+
+    @cached_property
+    def dropped(self) -> bool:
+        """A significant drop: a topic's pass rate, a topic's judge score, or cases."""
+        return bool(self.cmp.significant_topics or self.cmp.judge_drops or self.significant_cases)
+
+    @cached_property
+    def fallback_share(self) -> float:
+        return sum(r["share"] for r in self.cmp.new_routes)
+
+    @cached_property
+    def something_moved(self) -> bool:
+        return self.dropped or self.answers_significant or bool(self.flipped)
+
+    @cached_property
+    def where(self) -> str:
+        """Where quality dropped: the topics, then the cases."""
+        parts = []
+        topics = list(dict.fromkeys(self.cmp.significant_topics + self.cmp.judge_drops))
+        if topics:
+            parts.append("topic " + ", ".join(topics))
+        ids = [c.case_id for c in self.significant_cases] or [c.case_id for c in self.cmp.flipped if c.topic in topics]
+        if ids:
+            parts.append("cases " + names(ids))
+        return " — ".join(parts) or "no topic"
+
+    @cached_property
+    def evidence(self) -> list[Evidence]:
+        """Every evidence item, gathered once by the `EVIDENCE` table, in its order."""
+        return [e for gather in EVIDENCE for e in gather(self)]
+
+
+# ---------------------------------------------------------------- evidence, gathered once
+
+
+def ev_aborted(f: Facts) -> list[Evidence]:
+    if f.run.status != "aborted":
+        return []
+    return [Evidence("aborted", f.run.message or "the circuit breaker stopped the run")]
+
+
+def ev_infra(f: Facts) -> list[Evidence]:
+    if not f.bad:
+        return []
+    infra = f.cmp.infra
+    detail = f"{f.bad} of {infra['repeats']} calls did not reach a model ({pct(f.infra_share)})"
+    if infra["outage"]:
+        detail += f"; {infra['outage']} were handed to a human because no model served (outage)"
+    return [Evidence("infra", detail, {"share": f.infra_share, **infra})]
+
+
+def ev_canaries(f: Facts) -> list[Evidence]:
+    if not f.disagreed:
+        return []
+    agreed = int(f.canaries.get("agreed") or 0) if f.canaries else 0
+    return [Evidence("judge_canaries", f"the judge disagreed with {f.disagreed} of {f.disagreed + agreed} labelled canaries",
+                     {"disagreed": f.disagreed, "agreed": agreed})]
+
+
+def ev_fingerprints(f: Facts) -> list[Evidence]:
+    return [Evidence("fingerprint", f"route {c['route']}: model fingerprint changed {', '.join(c['before'])} → "
+                                    f"{', '.join(c['after'])} on {pct(c['share'])} of its replies", dict(c))
+            for c in f.cmp.fingerprint_changes]
+
+
+def ev_routes(f: Facts) -> list[Evidence]:
+    return [Evidence("route", f"route {r['route']} ({', '.join(r['models'])}) served {pct(r['share'])} of replies; "
+                              "the reference never used it", dict(r))
+            for r in f.cmp.new_routes]
+
+
+def ev_pass_rates(f: Facts) -> list[Evidence]:
+    out = []
+    for topic in f.cmp.significant_topics:
+        t = f.cmp.topics[topic]
+        out.append(Evidence("pass_rate", f"{topic}: pass rate {pct(t['pass_rate'])} vs {pct(t['reference_pass_rate'])} "
+                                         f"before (p={t['p_value']:.3g})", {"topic": topic}))
+    return out
+
+
+def ev_judge_scores(f: Facts) -> list[Evidence]:
+    out = []
+    for topic in f.cmp.judge_drops:
+        t = f.cmp.topics[topic]
+        out.append(Evidence("judge_score", f"{topic}: judge score {t['judge_score']:.2f} vs {t['baseline_judge_score']:.2f} "
+                                           f"before (Mann-Whitney p={t['judge_p_value']:.3g})", {"topic": topic}))
+    return out
+
+
+def ev_significant_cases(f: Facts) -> list[Evidence]:
+    ids = [c.case_id for c in f.significant_cases]
+    if not ids:
+        return []
+    return [Evidence("cases", f"{len(ids)} case(s) now fail significantly more often: {names(ids)}", {"cases": ids})]
+
+
+def ev_flipped(f: Facts) -> list[Evidence]:
+    ids = [c.case_id for c in f.flipped]
+    if not ids:
+        return []
+    return [Evidence("flipped", f"{len(ids)} case(s) passed in the baseline and fail now: {names(ids)}", {"cases": ids})]
+
+
+def ev_answers(f: Facts) -> list[Evidence]:
+    if not f.moved:
+        return []
+    ids = [c.case_id for c in f.cmp.new_answers]
+    p_text = f", p={f.p_moved:.3g}" if f.p_moved is not None else ""
+    return [Evidence("answers", f"answers changed in {f.moved} of {f.compared} cases{p_text}: {names(ids)}",
+                     {"cases": ids, "p_value": f.p_moved})]
+
+
+def ev_latency(f: Facts) -> list[Evidence]:
+    lat = f.cmp.latency
+    if lat["p95"] is None or not lat["baseline_p95"]:
+        return []
+    shift = (lat["p95"] - lat["baseline_p95"]) / lat["baseline_p95"]
+    if abs(shift) <= f.spec.latency_shift or abs(lat["p95"] - lat["baseline_p95"]) <= LATENCY_FLOOR_MS:
+        return []
+    return [Evidence("latency", f"p95 turn latency {lat['p95']:,.0f} ms vs {lat['baseline_p95']:,.0f} ms before "
+                                f"({shift * 100:+.0f}%)", {"shift": shift})]
+
+
+def ev_usage(f: Facts) -> list[Evidence]:
+    out = []
+    for key, label in (("tokens_per_call", "tokens"), ("cost_per_call", "cost")):
+        now, before = f.cmp.usage[key], f.cmp.usage["baseline_" + key]
+        if now is not None and before:
+            shift = (now - before) / before
+            if abs(shift) > COST_SHIFT:
+                out.append(Evidence(label, f"{label} per call {now:.4g} vs {before:.4g} before ({shift * 100:+.0f}%)",
+                                    {"shift": shift}))
+    return out
+
+
+EVIDENCE: tuple[Callable[[Facts], list[Evidence]], ...] = (
+    ev_aborted, ev_infra, ev_canaries, ev_fingerprints, ev_routes, ev_pass_rates, ev_judge_scores,
+    ev_significant_cases, ev_flipped, ev_answers, ev_latency, ev_usage,
+)
+
+
+# ---------------------------------------------------------------- the rules, in order of blame
+
+
+def rule_infra(f: Facts) -> Finding | None:
+    """An aborted run, or too many calls that never reached a model: nothing else can be judged."""
+    if f.run.status == "aborted" and f.run.message:
+        return Finding(VerdictClass.INFRA, f"infra: {f.run.message}")
+    if f.run.status == "aborted" or f.infra_share >= f.spec.infra_error_rate:
+        return Finding(VerdictClass.INFRA,
+                       f"infra: {pct(f.infra_share)} of calls did not reach a model — not counted against the agent")
+    return None
+
+
+def rule_fallback_route(f: Facts) -> Finding | None:
+    """The primary route was down and a fallback served enough replies to explain what moved."""
+    if f.fallback_share < f.spec.infra_error_rate or not f.something_moved:
+        return None
+    routes = ", ".join(r["route"] for r in f.cmp.new_routes)
+    return Finding(VerdictClass.INFRA, f"infra: the primary route was down; {routes} served {pct(f.fallback_share)} "
+                                       "of replies — changes follow the provider, not the agent")
+
+
+def rule_judge_drift(f: Facts) -> Finding | None:
+    """The judge disagrees with its labelled canaries: its scores are not trusted."""
+    if not f.disagreed:
+        return None
+    return Finding(VerdictClass.JUDGE_DRIFT, f"judge drift: the judge disagreed with {f.disagreed} labelled canaries "
+                                             "— judge scores are not trusted")
+
+
+def rule_new_fingerprint(f: Facts) -> Finding | None:
+    """The model that answered is not the reference's: whatever moved is the model's doing."""
+    if not f.cmp.fingerprint_changes:
+        return None
+    ids = [c.case_id for c in f.cmp.new_answers]
+    headline = "drift: the model changed (new fingerprint)" + (
+        f"; answers changed in {names(ids)}" if ids else "; no answers moved yet")
+    if f.dropped:
+        headline += f"; quality dropped in {f.where}"
+    return Finding(VerdictClass.DRIFT, headline)
+
+
+def rule_same_code_moved(f: Facts) -> Finding | None:
+    """Quality dropped or answers moved significantly with the same code: the model moved."""
+    if not (f.dropped or f.answers_significant) or not f.same_code:
+        return None
+    what = f"quality dropped in {f.where}" if f.dropped else f"answers changed in {f.moved} of {f.compared} cases"
+    return Finding(VerdictClass.DRIFT, f"drift: same code ({(f.run.git_sha or '')[:12]}), but {what}")
+
+
+def rule_regression(f: Facts) -> Finding | None:
+    """A significant drop with the same model, and the code changed (or its version is unknown)."""
+    if not f.dropped:
+        return None
+    if f.ref.git_sha or f.run.git_sha:
+        code = f"code changed {(f.ref.git_sha or '?')[:12]} → {(f.run.git_sha or '?')[:12]}"
+    else:
+        code = "code version unknown"
+    return Finding(VerdictClass.REGRESSION, f"regression: significant drop in {f.where} with the same model; {code}")
+
+
+def rule_noise(f: Facts) -> Finding | None:
+    """Something differs, within the variance the history shows."""
+    latency = any(e.kind == "latency" for e in f.evidence)
+    if not (f.changed_cases or f.flipped or f.moved or f.bad or latency):
+        return None
+    return Finding(VerdictClass.NOISE, "noise: " + _noise_line(f))
+
+
+def rule_ok(f: Facts) -> Finding | None:
+    """Nothing moved (the last rule: it always finds)."""
+    if not f.cmp.infra["repeats"]:
+        return Finding(VerdictClass.OK, "ok: nothing ran")
+    headline = "ok: " + (f"matches the {f.ref.label}" if not f.ref.empty else "no baseline or history to compare with yet")
+    known = [c.case_id for c in f.cmp.cases if c.after == "failed"]
+    if known:
+        headline += f" ({len(known)} case(s) fail as they did before: {names(known)})"
+    return Finding(VerdictClass.OK, headline)
+
+
+def _noise_line(f: Facts) -> str:
+    if f.ref.empty:
+        failed = sum(1 for c in f.cmp.cases if c.after == "failed")
+        line = f"no baseline or history to compare with yet; {failed} case(s) failed"
+        if f.bad:  # what made it noise rather than ok, in the headline too
+            line += f"; {f.bad} of {f.cmp.infra['repeats']} calls did not reach a model (below the infra threshold)"
+        return line
+    ids = list(dict.fromkeys(c["case_id"] for c in f.changed_cases))
+    if ids:
+        return f"{len(ids)} case(s) differ from the {f.ref.label} within the variance history shows: {names(ids)}"
+    return f"differences from the {f.ref.label} are within the variance history shows"
+
+
+RULES: tuple[Callable[[Facts], Finding | None], ...] = (
+    rule_infra,
+    rule_fallback_route,
+    rule_judge_drift,
+    rule_new_fingerprint,
+    rule_same_code_moved,
+    rule_regression,
+    rule_noise,
+    rule_ok,
+)
+
+
+def decide(f: Facts) -> Finding:
+    """The first rule that finds."""
+    for rule in RULES:
+        found = rule(f)
+        if found is not None:
+            return found
+    raise AssertionError("rule_ok always finds")  # pragma: no cover
+
+
+def classify(run: RunInfo, cmp: Comparison, ref: Reference, spec: AnalysisSpec) -> Verdict:
+    """The run's verdict (without `consistency`, which the caller adds)."""
+    f = Facts(run, cmp, ref, spec)
+    found = decide(f)
+    return Verdict(found.cls, found.headline, evidence=list(f.evidence), topics=cmp.topics,
+                   changed_cases=f.changed_cases, baseline_run=ref.run_id, reference=ref.label,
+                   same_code=f.same_code, infra_share=f.infra_share, latency=cmp.latency, usage=cmp.usage)
