@@ -14,6 +14,9 @@ seconds and tagged `suite`, `model`, `target`, `env`, `verdict` plus the suite's
 | harness.run.regression, harness.run.drift | gauge | 1 when the verdict says so, else 0 |
 | harness.topic.pass_rate, .error_rate | gauge | per topic, tagged `topic:` |
 | harness.topic.cases, .failed | count | per topic |
+| harness.objective.sli, .window_sli, .budget_left, .budget_consumed | gauge | per objective, tagged `objective:`, `indicator:` |
+| harness.objective.burn_rate | gauge | per objective and alert window, tagged `window:` |
+| harness.objective.events, .good_events | count | this run's events of each objective |
 
 Per-topic series use their own names rather than a `topic` tag on the run metrics, so
 `avg:harness.run.pass_rate{suite:x}` never averages a run with its own topics.
@@ -32,6 +35,11 @@ LLM Observability (`llm_observability: true`): the run is sent as an experiment 
 the v2 Agent Observability endpoints (project → dataset → experiment → spans and metrics).
 The client marks those operations unstable, so they are enabled one by one with
 `configuration.unstable_operations[...] = True`; they need an application key.
+
+SLOs (`slos: true`, with an application key): each objective with a budget is created, or
+updated when an earlier run made it (found by its `harness_objective:` tag), as a
+metric-based SLO over the `events` and `good_events` counts above (v1 service level
+objectives API), so Datadog's own SLO page shows the suite's objectives.
 """
 
 from __future__ import annotations
