@@ -22,6 +22,7 @@ from .records import AgentReply, CheckResult, Outcome, Transcript, Turn
 from .spec import CaseSpec, TurnSpec
 from .targets.base import CallContext, Conversation, Target
 from .workload import CompiledCase, WorkItem, call_check_specs, compile_case
+from .tracing import traced_turn
 
 __all__ = ["call_check_specs", "compile_call", "pace", "play_call", "replay_case", "script_from"]
 
@@ -66,7 +67,7 @@ class _Call:
 
     async def turn(self, conv: Conversation, n: int, text: str, kind: str,
                    checks: list[CompiledCheck] = ()) -> AgentReply:
-        reply = await conv.reply(text, kind=kind)
+        reply = await traced_turn(n, kind, text, conv.reply(text, kind=kind))
         turn = Turn(n, text if kind != "silence" else None, reply, kind=kind)
         self.transcript.turns.append(turn)
         if checks:

@@ -21,6 +21,7 @@ import email.utils
 import errno
 import os
 import random
+import re
 import socket
 import time
 from http import HTTPStatus
@@ -30,6 +31,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from pydantic_core import from_json
 
 from .errors import InfraError
+from .tracing import outgoing_headers
 
 if TYPE_CHECKING:  # imported on first use: aiohttp costs ~0.2 s to import
     import aiohttp
@@ -146,6 +148,7 @@ class Session:
         reused connection without any answer is sent once more on a fresh one.
         """
         client = self._client or self._open()
+        headers = outgoing_headers(headers)  # traceparent, tracestate, baggage when the run is traced
         proxy = self._proxies.get(url)
         if proxy is None:
             proxy = self._proxies[url] = _proxy_for(url)
@@ -273,7 +276,7 @@ class Masker:
         if not any(secret in err.detail for secret in self.secrets):
             return err
         return InfraError(err.kind, self(err.detail), endpoint=err.endpoint, retry_after=err.retry_after,
-                          retryable=err.retryable, status=err.status)
+                          retryable=err.retryable, status=err.status, down=err.down, misconfigured=err.misconfigured)
 
 
 class RetryPolicy:
@@ -282,7 +285,8 @@ class RetryPolicy:
 
     A retryable `InfraError` is tried again up to `retries` times, after an exponential
     backoff with jitter (`backoff_s` doubling up to `backoff_max_s`, drawn from the upper
-    half); a server's Retry-After wins when longer, capped at `backoff_max_s`.
+    half); a server's Retry-After wins when longer; one longer than `backoff_max_s` is not
+    retried at all (the error keeps the wait the server asked for).
     """
 
     __slots__ = ("retries", "backoff_s", "backoff_max_s", "rng")
@@ -302,7 +306,12 @@ class RetryPolicy:
         return delay
 
     def retries_after(self, attempt: int, err: InfraError) -> bool:
-        """Whether a request that failed with `err` on try `attempt` (from 0) is sent again."""
+        """Whether a request that failed with `err` on try `attempt` (from 0) is sent again.
+
+        Not when the server asked for a longer wait than `backoff_max_s`: a retry sooner than
+        it asked only spends a try on the same refusal."""
+        if err.retry_after is not None and err.retry_after > self.backoff_max_s:
+            return False
         return err.retryable and attempt < self.retries
 
     async def run(self, fn: Callable[[], Awaitable[T]]) -> T:
@@ -372,6 +381,36 @@ def retry_after_of(headers: Mapping[str, str]) -> float | None:
     return None
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Seconds from `12`, `0.5`, `20ms`, `1s` or `6m0s` (OpenAI's `x-ratelimit-reset-*` style)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    return sum(float(n) * _DURATION_UNIT[u] for n, u in parts)
+
+
+def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
+    """Seconds until a rate limit the response says is used up resets (`x-ratelimit-remaining-requests:
+    0` with `x-ratelimit-reset-requests`), or None while requests remain."""
+    remaining = headers.get("x-ratelimit-remaining-requests") or headers.get("llm_provider-x-ratelimit-remaining-requests")
+    if remaining is None or remaining.strip() not in ("0", "0.0"):
+        return None
+    # a LiteLLM gateway passes the provider's reset on under its own prefix
+    return parse_duration(headers.get("x-ratelimit-reset-requests")
+                          or headers.get("llm_provider-x-ratelimit-reset-requests"))
+
+
 def excerpt(body: bytes | str, *, redact: Iterable[str] = ()) -> str:
     """A short one-line excerpt of a response body, with any known secret blanked out."""
     text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else body
@@ -398,8 +437,8 @@ def status_error(
     - 500/502/503/504 (and the CDN/overload 52x, 529) → server_error, retried; a 503's
       `Retry-After` is honoured too.
     - 408 → timeout (the server gave up waiting on us; worth a retry).
-    - 401/403 → protocol, not retried: the key was rejected. The body is left out because
-      some providers echo part of the key back.
+    - 401/403 → protocol, not retried, `misconfigured`: the key was rejected (a mistake of
+      ours, exit 2). The body is left out because some providers echo part of the key back.
     - any other status → protocol, not retried, quoting the status and a body excerpt.
     """
     if 200 <= status < 300:
@@ -418,8 +457,8 @@ def status_error(
     if status == 408:
         return InfraError("timeout", "HTTP 408 Request Timeout", endpoint=endpoint, status=status)
     if status in (401, 403):
-        return InfraError("protocol", f"HTTP {status} {reason}: the API key or credentials were rejected",
-                          endpoint=endpoint, retryable=False, status=status)
+        return InfraError("protocol", f"HTTP {status} {reason}: the API key or credentials were rejected "
+                          "(check the key)", endpoint=endpoint, retryable=False, status=status, misconfigured=True)
     body_txt = excerpt(body, redact=redact)
     more = f": {body_txt}" if body_txt else ""
     hint = f" ({hint_404})" if status == 404 and hint_404 else ""

@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
-from .errors import ExitCode
+from .errors import ConfigError, ExitCode
 from .records import CaseResult
 from .stages.analyse import _accept_if_green, _analyse, _objectives, exit_code_for
 from .stages.plan import Plan, RunOptions, RunOutcome, git_sha, make_plan, new_run_id, suite_store_url
@@ -89,6 +89,9 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
     suite, items, options = plan.suite, plan.items, plan.options
     with_judge(plan, store)
     run = run_info(plan)
+    from . import tracing
+
+    traced = tracing.start_run(suite.tracing, run, options.env)  # None when tracing is off
     recording = Recording(store, run)
     add = recording.add
     results: list[CaseResult] = []
@@ -139,10 +142,18 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
         run.extra["retries"] = stats.requests.retries
         run.extra["infra_errors"] = dict(stats.requests.by_kind)
     warnings: list[str] = []
+    if status == "aborted" and stats is not None and stats.misconfigured:
+        # a mistake of ours (a wrong key, an unknown model alias), not an outage: stored as
+        # aborted, no verdict, and the run ends as a configuration error (exit 2)
+        run.exit_code = int(ExitCode.CONFIG)
+        recording.finish()
+        raise ConfigError(f"the target refused the run's configuration: {stats.misconfigured}")
     if status != "incomplete":
         code = _analyse(store, suite, run, results, items, code, warnings)
         code = _objectives(store, suite, run, results, code, warnings)
         run.exit_code = int(code)
+    if traced is not None:
+        traced.finish(run, warnings)
     recording.finish()
     if options.accept_baseline:
         _accept_if_green(store, run, counts, warnings)

@@ -75,6 +75,11 @@ class AgentReply:
     state: dict[str, Any] = field(default_factory=dict)
     ended: bool = False  # the agent hung up or transferred after this reply
     attempts: int = 1  # requests made, retries included
+    # behind a gateway: the deployment that served ("model@api-base host", never a key), the
+    # gateway's id for it, and the upstream requests it made (its retries and fallbacks included)
+    deployment: str | None = None
+    deployment_id: str | None = None
+    upstream_attempts: int | None = None
 
 
 @dataclass(slots=True)

@@ -532,6 +532,42 @@ class AnalysisSpec(Strict):
     min_pass_rate_drop: float = Field(default=0.1, ge=0, le=1)
     infra_error_rate: float = Field(default=0.2, ge=0, le=1, description="error share that makes a run infra")
     latency_shift: float = Field(default=0.5, ge=0, description="relative p95 change worth reporting")
+    fallback_share: float = Field(default=0.1, ge=0, le=1,
+                                  description="share of replies a fallback route served that makes a run infra "
+                                              "(the primary was down, the service stayed up)")
+
+
+class TracingSpec(Strict):
+    """OpenTelemetry traces of a run (`harness.tracing`): a trace per case and repeat, sent over
+    OTLP/HTTP. Unset keys fall back on the standard OTEL_* environment variables."""
+
+    enabled: bool = True
+    endpoint: str | None = Field(default=None, description="OTLP/HTTP collector, e.g. http://collector:4318 "
+                                                          "(default: OTEL_EXPORTER_OTLP_ENDPOINT)")
+    headers: dict[str, SecretStr] = Field(default_factory=dict, description="sent to the collector; write ${ENV_VAR}")
+    service_name: str | None = Field(default=None, description="default: OTEL_SERVICE_NAME, else harness")
+    record_content: bool = Field(default=False, description="put what caller and agent said on the spans")
+    trace_url: str | None = Field(default=None, description="a link to one trace, with {trace_id}, e.g. "
+                                                           "https://jaeger.example.com/trace/{trace_id}")
+
+    @field_validator("endpoint", "trace_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_endpoint(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL such as http://127.0.0.1:4318")
+        return v
+
+    @field_validator("trace_url")
+    @classmethod
+    def _trace_template(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith(("http://", "https://")) or "{trace_id}" not in v):
+            raise ValueError("expected an http(s) URL holding {trace_id}, e.g. https://jaeger.example.com/trace/{trace_id}")
+        return v
 
 
 class Suite(Strict):
@@ -556,6 +592,7 @@ class Suite(Strict):
     caller: CallerModelSpec | None = Field(default=None, description="the model that plays goal-driven callers")
     objectives: list[ObjectiveSpec] = Field(default_factory=list, description="service level objectives over the history")
     budget_policy: BudgetPolicy = Field(default_factory=BudgetPolicy, description="what the error budget consumed means")
+    tracing: TracingSpec | None = Field(default=None, description="OpenTelemetry traces of every call (off by default)")
 
     _file: str = PrivateAttr(default="")
     _root: str = PrivateAttr(default=".")

@@ -67,8 +67,8 @@ def red(n: int = 4, repeats: int = 5, **kw) -> dict[str, CaseObs]:
 
 def test_rules_are_tried_in_order_of_blame_and_the_last_always_finds():
     assert [r.__name__ for r in RULES] == [
-        "rule_infra", "rule_fallback_route", "rule_judge_drift", "rule_new_fingerprint",
-        "rule_same_code_moved", "rule_regression", "rule_noise", "rule_ok"]
+        "rule_infra", "rule_fallback_route", "rule_primary_down", "rule_judge_drift", "rule_repointed",
+        "rule_new_fingerprint", "rule_same_code_moved", "rule_regression", "rule_noise", "rule_ok"]
     f = facts(green(), ref(green()))
     assert all(rule(f) is None for rule in RULES[:-1])
     assert RULES[-1](f) is not None
@@ -82,7 +82,7 @@ def test_evidence_is_gathered_once_whatever_the_class():
     # judge drift wins, but the drop that would have made it a regression is still evidence
     assert classify(f.run, f.cmp, f.ref, SPEC).cls is VerdictClass.JUDGE_DRIFT
     assert kinds == ["judge_canaries", "pass_rate", "cases"]
-    assert len(EVIDENCE) == 12
+    assert len(EVIDENCE) == 13
 
 
 # ---------------------------------------------------------------- one rule at a time
@@ -214,7 +214,7 @@ def test_every_class_carries_its_colour_and_wording():
         assert c.label and c.description
         assert str(c) == c.value and f"{c}" == c.value and json.dumps(c) == f'"{c.value}"'
     assert {c.value for c in VerdictClass if c.healthy} == {"ok", "noise"}
-    assert {c.value for c in VerdictClass if c.alerting} == {"infra", "judge_drift", "drift", "regression"}
+    assert {c.value for c in VerdictClass if c.alerting} == {"infra", "fallback", "judge_drift", "drift", "regression"}
     assert VerdictClass.OK.alert is None and VerdictClass.REGRESSION.alert == "error"
 
 

@@ -121,6 +121,8 @@ def turn_view(t: Turn, checks: list[dict[str, Any]]) -> dict[str, Any]:
         "total_ms": r.total_ms,
         "route": r.route,
         "model": r.model,
+        "deployment": r.deployment if r.deployment != r.model else None,
+        "upstream_attempts": r.upstream_attempts if r.upstream_attempts and r.upstream_attempts > 1 else None,
         "fingerprint": r.fingerprint,
         "tokens": tokens,
         "cost": None if r.cost is None else f"${r.cost:.5f}",
@@ -129,6 +131,14 @@ def turn_view(t: Turn, checks: list[dict[str, Any]]) -> dict[str, Any]:
         "ended": r.ended,
         "checks": checks,
     }
+
+
+def trace_view(run: Any, r: CaseResult) -> dict[str, str | None] | None:
+    """The case's OpenTelemetry trace id, and its link when the suite names a trace URL template."""
+    from ..tracing import trace_ref
+
+    ref = trace_ref(run, r.case_id, r.repeat_index, r.status)
+    return {"trace_id": ref.trace_id, "url": ref.url} if ref is not None else None
 
 
 def case_view(r: CaseResult, idx: int, repeated: set[str]) -> dict[str, Any]:
