@@ -102,7 +102,8 @@ def run(
     case_id: List[str] = typer.Option(
         [], "--id", metavar="GLOB", help="Only case ids matching this glob, e.g. 'rsv-*'."
     ),
-    repeat: Optional[int] = typer.Option(None, "--repeat", "-n", metavar="N", min=1, help="Run every case N times."),
+    repeat: Optional[int] = typer.Option(None, "--repeat", "-n", metavar="N", min=1, max=1000,
+                                          help="Run every case N times (at most 1000, like repeat:)."),
     concurrency: Optional[int] = typer.Option(
         None, "--concurrency", "-c", metavar="N", min=1, help="Calls in flight at once."
     ),
@@ -169,10 +170,12 @@ def run(
         print(f"{outcome.run.status}: {c.get('passed', 0)} passed, {c.get('failed', 0)} failed, "
               f"{c.get('error', 0)} error, {c.get('not_run', 0)} not run"
               + (f"; verdict: {verdict.name}" if verdict else ""), flush=True)
+    from .secrets import mask
+
     if outcome.run.message:
-        _console(stderr=True).print(f"error: {outcome.run.message}", markup=False, soft_wrap=True)
+        _console(stderr=True).print(f"error: {mask(outcome.run.message)}", markup=False, soft_wrap=True)
     for w in outcome.warnings:
-        _console(stderr=True).print(f"warning: {w}", markup=False, soft_wrap=True)
+        _console(stderr=True).print(f"warning: {mask(w)}", markup=False, soft_wrap=True)
     raise typer.Exit(int(outcome.exit_code))
 
 

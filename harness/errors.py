@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     FAILED = 1  # a check failed, or a regression or drift was found
     CONFIG = 2  # bad configuration or input
     UNREACHABLE = 3  # the target or a required service could not be reached
+    INTERRUPTED = 130  # stopped by SIGINT, SIGTERM or SIGHUP (the shell's 128 + SIGINT)
 
 
 class HarnessError(Exception):

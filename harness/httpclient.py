@@ -43,6 +43,36 @@ SERVER_ERROR_STATUSES = frozenset({500, 502, 503, 504, 520, 521, 522, 524, 529})
 EXCERPT_CHARS = 200
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
 _IDLE_KEEP_S = 15.0  # pooled connections idle longer than this are dropped (servers close them anyway)
+# Bytes of one answer (after decompression, streamed or not) the harness reads before it
+# stops: a hostile or broken server cannot make a run take gigabytes. HARNESS_MAX_ANSWER_BYTES.
+DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
+_READ_PIECE = 64 * 1024
+
+
+def max_answer_bytes() -> int:
+    """The answer size bound: $HARNESS_MAX_ANSWER_BYTES (bytes; k/m suffixes) or 1 MB."""
+    raw = os.environ.get("HARNESS_MAX_ANSWER_BYTES", "").strip().lower()
+    if not raw:
+        return DEFAULT_MAX_ANSWER_BYTES
+    scale = {"k": 1024, "m": 1024 * 1024}.get(raw[-1], 1)
+    try:
+        value = int(float(raw[:-1] if scale > 1 else raw) * scale)
+    except ValueError:
+        value = 0
+    if value < 1024:
+        from .errors import ConfigError
+
+        raise ConfigError(f"HARNESS_MAX_ANSWER_BYTES={raw!r}: expected a size of at least 1k, such as 4m")
+    return value
+
+
+def _too_large(limit: int, endpoint: str) -> InfraError:
+    return InfraError("protocol", f"the answer is larger than {_size(limit)} (HARNESS_MAX_ANSWER_BYTES); "
+                      "stopped reading it", endpoint=endpoint, retryable=False)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MB" if n >= 1024 * 1024 else f"{n / 1024:g} KB"
 
 
 class Reply:
@@ -52,27 +82,47 @@ class Reply:
     body that breaks off is a retryable protocol error). Always `await reply.aclose()`.
     """
 
-    __slots__ = ("status", "headers", "_resp", "_endpoint")
+    __slots__ = ("status", "headers", "_resp", "_endpoint", "_limit")
 
-    def __init__(self, resp: aiohttp.ClientResponse, endpoint: str):
+    def __init__(self, resp: aiohttp.ClientResponse, endpoint: str, limit: int = DEFAULT_MAX_ANSWER_BYTES):
         self.status = resp.status
         self.headers: Mapping[str, str] = resp.headers
         self._resp: aiohttp.ClientResponse | None = resp
         self._endpoint = endpoint
+        self._limit = limit  # bytes of body read before giving up (see DEFAULT_MAX_ANSWER_BYTES)
 
     async def read(self) -> bytes:
+        """The whole body, up to the answer size bound (an InfraError past it)."""
         assert self._resp is not None, "read() after aclose()"
+        content = self._resp.content
+        pieces: list[bytes] = []
+        seen = 0
         try:
-            return await self._resp.read()
+            while True:
+                piece = await content.read(_READ_PIECE)
+                if not piece:
+                    return b"".join(pieces)
+                seen += len(piece)
+                if seen > self._limit:
+                    raise _too_large(self._limit, self._endpoint)
+                pieces.append(piece)
+        except InfraError:
+            raise
         except Exception as e:
             raise transport_error(e, self._endpoint, during_body=True) from None
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
         """The body in the pieces it arrives in, so a stream's first token is seen when it comes."""
         assert self._resp is not None, "iter_bytes() after aclose()"
+        seen = 0
         try:
             async for chunk in self._resp.content.iter_any():
+                seen += len(chunk)
+                if seen > self._limit:
+                    raise _too_large(self._limit, self._endpoint)
                 yield chunk
+        except InfraError:
+            raise
         except Exception as e:
             raise transport_error(e, self._endpoint, during_body=True) from None
 
@@ -99,6 +149,7 @@ class Session:
         self.timeout = timeout
         self.max_connections = max_connections
         self.headers = dict(headers or {})
+        self.max_answer_bytes = max_answer_bytes()
         self._client: aiohttp.ClientSession | None = None
         self._sockets_opened = 0  # connections the pool opened (see send)
         self._proxies: dict[str, tuple[str | None, Any]] = {}
@@ -157,7 +208,7 @@ class Session:
             try:
                 resp = await client.request(method, url, data=body, headers=headers, proxy=proxy[0],
                                             proxy_auth=proxy[1], allow_redirects=False)
-                return Reply(resp, endpoint)
+                return Reply(resp, endpoint, self.max_answer_bytes)
             except (InfraError, asyncio.CancelledError):
                 raise
             except Exception as e:

@@ -102,7 +102,12 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
         progress = ProgressReporter(console)
         progress.start(len(items))
 
+    from .records import cut_long_answers, max_stored_answer_chars
+
+    answer_limit = max_stored_answer_chars()
+
     def collect(result: CaseResult) -> None:
+        cut_long_answers(result, answer_limit)  # bounded and masked before the store and reports see it
         add(result)
         results.append(result)
         if progress is not None:
@@ -111,12 +116,14 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
             on_result(result)
 
     status, message = "complete", None
+    interrupted = False
     stats = None
     try:
         gc.freeze()  # with everything the run set up (modules, store, plan): see _GC_NOTE
         stats = execute(plan, collect, run, lock)
     except KeyboardInterrupt:
         status, message = "incomplete", "stopped by a signal before every case ran"
+        interrupted = True
     finally:
         if progress is not None:
             progress.stop()
@@ -128,10 +135,18 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
     aborted = stats.aborted if stats else None
     if aborted:
         status, message = "aborted", aborted
+    if recording.problem:  # the store refused some results: they are in the spill file, the run is incomplete
+        status, message, aborted = "incomplete", recording.problem, None
     lost = lock is not None and not lock.check()  # taken over: stop, keep what finished, touch nothing of theirs
     if lost:
         status, message, aborted = "incomplete", lock.lost_message(len(results), len(items)), None
     code = exit_code_for(counts, aborted) if status != "incomplete" else ExitCode.UNREACHABLE
+    if interrupted and status == "incomplete" and not lost and not recording.problem:
+        code = ExitCode.INTERRUPTED
+    if message:
+        from .secrets import mask
+
+        message = mask(message)  # a store or target error line may quote a server that echoed a key
     run.ended = time.time()
     run.status = status
     run.counts = counts
@@ -154,7 +169,7 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
         run.exit_code = int(code)
     if traced is not None:
         traced.finish(run, warnings)
-    recording.finish()
+    recording.finish(warnings)
     if options.accept_baseline:
         _accept_if_green(store, run, counts, warnings)
     outcome = RunOutcome(run=run, results=results, exit_code=code, warnings=warnings)

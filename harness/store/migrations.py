@@ -135,12 +135,32 @@ def _v3_feature_tables(conn: Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+# Columns that were VARCHAR(n) until v4 and hold values from suites, cases or model servers.
+_V4_WIDENED = {
+    "runs": ("suite", "model", "host", "group"),
+    "results": ("case_id", "topic", "model", "fingerprint"),
+}
+
+
+def _v4_widen_text_columns(conn: Connection) -> None:
+    """v4: values from suites and model servers become TEXT, so a 300-character model name
+    sent by a gateway cannot fail a batch of results. SQLite never enforced the lengths."""
+    if conn.dialect.name == "sqlite":
+        return
+    prep = conn.dialect.identifier_preparer
+    for table, columns in _V4_WIDENED.items():
+        for column in columns:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {prep.quote(table)} ALTER COLUMN {prep.quote(column)} TYPE TEXT")
+
+
 # (version, what it does, step) in ascending order; the last version is SCHEMA_VERSION.
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "create all tables", _v1_create_all),
     (2, "runs.group, runs.message, index runs(suite, started)", _v2_run_group_and_message),
     (3, "feature tables: pending_deliveries, baselines, baseline_cases, suite_locks, schedule_state",
      _v3_feature_tables),
+    (4, "TEXT for case ids, topics, suite and model names (no length limit)", _v4_widen_text_columns),
 ]
 
 
