@@ -109,7 +109,12 @@ async def deliver_async(run: RunInfo, results: list[CaseResult], spec: NotifySpe
             log.info("%s: not sent: %s", notifier.name, decision.reason)
             continue
         payload = redactor.payload(notifier.payload(pub))
-        failures = await notifier.send(payload, redactor, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
+        try:
+            failures = await notifier.send(payload, redactor, retries=retries, backoff_s=backoff_s,
+                                           timeout_s=timeout_s)
+        except Exception as exc:  # a client library tripping over an odd answer: a failed delivery, kept
+            failures = [DeliveryError(notifier.name, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}",
+                                      remaining=payload)]
         for exc in failures:
             warnings.append(_keep(store, run.run_id, exc, redactor))
         if not failures:
