@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import List, Optional
 
@@ -258,6 +259,27 @@ def _register_feature_commands() -> None:
 _register_feature_commands()
 
 
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EPIPE, errno.EIO, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _output_lost(e: OSError) -> None:
+    """Standard output cannot be written (a full device, a closed pipe): one line on stderr,
+    exit 3. Whatever the command stored (a run's results) is stored already."""
+    import os
+
+    try:  # later writes (and the interpreter's last flush) go nowhere instead of failing again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    try:
+        sys.stderr.write(f"error: could not write the output: {e.strerror or e}\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+    sys.exit(int(ExitCode.UNREACHABLE))
+
+
 def main() -> None:
     try:
         app()
@@ -266,6 +288,10 @@ def main() -> None:
         sys.exit(int(e.exit_code))
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as e:
+        if e.errno not in _OUTPUT_ERRNOS:
+            raise
+        _output_lost(e)
     finally:
         # The command is done and the process ends now. Frozen, the heap is not walked by the
         # collector again while the interpreter shuts down: that took 0.2 s after a
