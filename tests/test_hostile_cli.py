@@ -91,3 +91,29 @@ def test_ctrl_c_in_the_first_moments_is_one_line_and_130(project: Project, when:
     assert proc.returncode in (130, -signal.SIGINT), (when, out, err)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert len([x for x in err.splitlines() if x.strip()]) <= 1, err
+
+
+def test_running_out_of_file_descriptors_is_a_local_limit_not_an_unreachable_target(project: Project) -> None:
+    import resource
+
+    project.write("golden/q.yaml", "topic: q\ncases:\n" + "".join(
+        f"  - id: q{i}\n    prompt: hi {i}\n    expect: [{{contains: ok}}]\n" for i in range(60)))
+    with HostileServer("text", answer="ok") as srv:
+        project.write("suites/s.yaml", f"""
+            name: fd
+            golden: ["golden/*.yaml"]
+            target: {{kind: openai, base_url: "{srv.url}", model: m, api_key: k, stream: false,
+                      limits: {{concurrency: 60, retries: 0}}}}
+        """)
+
+        def few_descriptors() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+
+        out = subprocess.run([sys.executable, "-m", "harness", "run", "suites/s.yaml", "--store", project.store_url,
+                              "--no-progress"], cwd=project.root, capture_output=True, text=True, timeout=120,
+                             preexec_fn=few_descriptors, env={**os.environ, "NO_COLOR": "1", "COLUMNS": "250"})
+    text = out.stdout + out.stderr
+    assert "Traceback" not in text, text[-3000:]
+    assert "local resource limit, not the target: no file descriptors left in this process" in text, text[-3000:]
+    assert "ulimit -n" in text
+    assert "unreachable" not in text.lower() and "connection:" not in text, text[-3000:]
