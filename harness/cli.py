@@ -171,12 +171,14 @@ def run(
         print(f"{outcome.run.status}: {c.get('passed', 0)} passed, {c.get('failed', 0)} failed, "
               f"{c.get('error', 0)} error, {c.get('not_run', 0)} not run"
               + (f"; verdict: {verdict.name}" if verdict else ""), flush=True)
+    from .report._common import terminal_text
     from .secrets import mask
 
     if outcome.run.message:
-        _console(stderr=True).print(f"error: {mask(outcome.run.message)}", markup=False, soft_wrap=True)
+        _console(stderr=True).print(f"error: {terminal_text(mask(outcome.run.message))}", markup=False,
+                                    soft_wrap=True)
     for w in outcome.warnings:
-        _console(stderr=True).print(f"warning: {mask(w)}", markup=False, soft_wrap=True)
+        _console(stderr=True).print(f"warning: {terminal_text(mask(w))}", markup=False, soft_wrap=True)
     raise typer.Exit(int(outcome.exit_code))
 
 

@@ -117,3 +117,30 @@ def test_running_out_of_file_descriptors_is_a_local_limit_not_an_unreachable_tar
     assert "local resource limit, not the target: no file descriptors left in this process" in text, text[-3000:]
     assert "ulimit -n" in text
     assert "unreachable" not in text.lower() and "connection:" not in text, text[-3000:]
+
+
+def test_bidi_and_control_characters_from_a_model_are_neutralised_on_the_terminal_only(project: Project) -> None:
+    answer = "Open at 9 \u202eexe.txt\u202c and \u2066isolated\u2069 \x1b[2J\x1b]0;owned\x07 done"
+    project.write("golden/q.yaml", """
+        topic: question
+        cases:
+          - id: spoof
+            prompt: When do you open?
+            expect: [{contains: "zzz-not-said"}, {equals: "something else"}]
+    """)
+    with HostileServer("text", answer=answer) as srv:
+        project.write("suites/s.yaml", f"""
+            name: bidi
+            golden: ["golden/*.yaml"]
+            target: {{kind: openai, base_url: "{srv.url}", model: m, api_key: k, stream: false}}
+        """)
+        out = project.harness("run", "suites/s.yaml", "--store", project.store_url, "--no-progress")
+    assert out.returncode == 1, out.stdout + out.stderr
+    terminal = out.stdout + out.stderr
+    assert "exe.txt" in terminal, terminal  # the answer is shown …
+    for raw in ("\u202e", "\u202c", "\u2066", "\u2069", "\x1b", "\x07"):
+        assert raw not in terminal, repr(raw)  # … with nothing that can reorder or repaint the terminal
+    assert "\\u202e" in terminal and "\\x1b" in terminal
+    with sqlite3.connect(project.root / "history.db") as db:
+        stored = db.execute("SELECT transcript FROM results").fetchone()[0]
+    assert answer in json.loads(stored)["turns"][-1]["reply"]["text"]  # the store keeps what the model said
