@@ -196,10 +196,13 @@ def validate(
     err = _console(stderr=True)
     for e in errors:
         err.print(e.line(), markup=False, soft_wrap=True)
+    warnings = [e for e in errors if e.message.startswith("warning: ")]  # risks, not mistakes
+    errors = [e for e in errors if e not in warnings]
     if errors:
         err.print(f"{len(errors)} problem(s) in {checked} file(s)", markup=False)
         raise typer.Exit(int(ExitCode.CONFIG))
-    _console().print(f"ok: {checked} file(s) valid", markup=False)
+    more = f" ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})" if warnings else ""
+    _console().print(f"ok: {checked} file(s) valid{more}", markup=False)
 
 
 @list_app.command("checks")
