@@ -21,10 +21,11 @@ from conftest import Project
 GOOD_JUDGE = json.dumps({"steps": ["Check the answer is polite."], "score": 9, "reason": "polite"})
 
 
-def _golden(project: Project, n: int = 4) -> None:
+def _golden(project: Project, n: int = 4, *, own_criteria: bool = False) -> None:
     project.write("golden/q.yaml", "topic: question\ncases:\n" + "".join(
         f"  - id: q{i}\n    prompt: What are your opening hours? ({i})\n"
-        f"    expect: [{{contains: open}}, {{judge: {{criteria: The answer is polite.}}}}]\n" for i in range(n)))
+        f"    expect: [{{contains: open}}, {{judge: {{criteria: The answer is polite{f' ({i})' if own_criteria else ''}.}}}}]\n"
+        for i in range(n)))
 
 
 def _suite(project: Project, judge_url: str, slack_url: str) -> None:
@@ -98,13 +99,13 @@ def test_an_exact_check_that_fails_still_fails_when_the_judge_is_down(project: P
 
 def test_the_judge_has_its_own_breaker(project: Project) -> None:
     """A judge answering nonsense every time: after a few errors in a row it is not asked again."""
-    _golden(project, n=30)
+    _golden(project, n=30, own_criteria=True)  # no verdict or steps shared between cases
     with FakeSlack() as slack, HostileServer("text", answer="no json here") as judge:
         _suite(project, judge.url, slack.webhook_url)
         out = project.harness("run", "suites/s.yaml", "--store", project.store_url, "--no-progress")
         asked = len(judge.seen_headers)
     assert out.returncode == 3, out.stdout + out.stderr
     assert "the judge is down, not asked again this run" in out.stdout, out.stdout
-    # without the breaker every one of the 30 cases asks (several times each)
-    per_case = asked  # upper bound check below
-    assert per_case < 30, asked
+    # without the breaker every one of the 30 cases asks, 3 times each (90 requests); with it, only
+    # the cases already being judged when it opened (one per concurrent call)
+    assert asked <= 45, asked
