@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import List, Optional
 
@@ -170,12 +171,14 @@ def run(
         print(f"{outcome.run.status}: {c.get('passed', 0)} passed, {c.get('failed', 0)} failed, "
               f"{c.get('error', 0)} error, {c.get('not_run', 0)} not run"
               + (f"; verdict: {verdict.name}" if verdict else ""), flush=True)
+    from .report._common import terminal_text
     from .secrets import mask
 
     if outcome.run.message:
-        _console(stderr=True).print(f"error: {mask(outcome.run.message)}", markup=False, soft_wrap=True)
+        _console(stderr=True).print(f"error: {terminal_text(mask(outcome.run.message))}", markup=False,
+                                    soft_wrap=True)
     for w in outcome.warnings:
-        _console(stderr=True).print(f"warning: {mask(w)}", markup=False, soft_wrap=True)
+        _console(stderr=True).print(f"warning: {terminal_text(mask(w))}", markup=False, soft_wrap=True)
     raise typer.Exit(int(outcome.exit_code))
 
 
@@ -195,10 +198,13 @@ def validate(
     err = _console(stderr=True)
     for e in errors:
         err.print(e.line(), markup=False, soft_wrap=True)
+    warnings = [e for e in errors if e.message.startswith("warning: ")]  # risks, not mistakes
+    errors = [e for e in errors if e not in warnings]
     if errors:
         err.print(f"{len(errors)} problem(s) in {checked} file(s)", markup=False)
         raise typer.Exit(int(ExitCode.CONFIG))
-    _console().print(f"ok: {checked} file(s) valid", markup=False)
+    more = f" ({len(warnings)} warning{'s' if len(warnings) != 1 else ''})" if warnings else ""
+    _console().print(f"ok: {checked} file(s) valid{more}", markup=False)
 
 
 @list_app.command("checks")
@@ -275,6 +281,27 @@ def _register_feature_commands() -> None:
 _register_feature_commands()
 
 
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EPIPE, errno.EIO, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _output_lost(e: OSError) -> None:
+    """Standard output cannot be written (a full device, a closed pipe): one line on stderr,
+    exit 3. Whatever the command stored (a run's results) is stored already."""
+    import os
+
+    try:  # later writes (and the interpreter's last flush) go nowhere instead of failing again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    try:
+        sys.stderr.write(f"error: could not write the output: {e.strerror or e}\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+    sys.exit(int(ExitCode.UNREACHABLE))
+
+
 def main() -> None:
     try:
         app()
@@ -283,6 +310,10 @@ def main() -> None:
         sys.exit(int(e.exit_code))
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as e:
+        if e.errno not in _OUTPUT_ERRNOS:
+            raise
+        _output_lost(e)
     finally:
         # The command is done and the process ends now. Frozen, the heap is not walked by the
         # collector again while the interpreter shuts down: that took 0.2 s after a

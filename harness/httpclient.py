@@ -527,6 +527,9 @@ def transport_error(exc: BaseException, endpoint: str, *, during_body: bool = Fa
     import aiohttp
 
     cause = exc
+    local = _local_limit(exc)
+    if local is not None:
+        return InfraError("local_limit", local, endpoint=endpoint, down=False)
     if isinstance(cause, (asyncio.TimeoutError, TimeoutError)):
         # ConnectionTimeoutError is aiohttp 3.10+; older ones say only "ServerTimeoutError"
         connecting = isinstance(cause, getattr(aiohttp, "ConnectionTimeoutError", ()))
@@ -550,6 +553,31 @@ def transport_error(exc: BaseException, endpoint: str, *, during_body: bool = Fa
         return InfraError("protocol", f"the response is not valid HTTP: {_msg(cause)}", endpoint=endpoint,
                           retryable=True)
     return InfraError("connection", f"{type(cause).__name__}: {_msg(cause)}", endpoint=endpoint)
+
+
+_LOCAL_ERRNOS = {errno.EMFILE: "no file descriptors left in this process",
+                 errno.ENFILE: "no file descriptors left on this machine",
+                 errno.ENOBUFS: "no socket buffers left on this machine",
+                 errno.EADDRNOTAVAIL: "no local ports left on this machine"}
+
+
+def _local_limit(exc: BaseException) -> str | None:
+    """The line for a failure of this machine, not the target's (out of file descriptors,
+    ports or buffers), found anywhere in the exception's chain; None for anything else."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        what = _LOCAL_ERRNOS.get(getattr(e, "errno", None))  # type: ignore[arg-type]
+        if what is not None:
+            hint = " (raise `ulimit -n` or lower limits.concurrency)" if e.errno in (errno.EMFILE, errno.ENFILE) \
+                else " (lower limits.concurrency)"
+            return f"local resource limit, not the target: {what} ({e.strerror or _msg(e)}){hint}"
+        todo += [getattr(e, "os_error", None), e.__cause__, e.__context__]
+    return None
 
 
 def loads(data: bytes) -> Any:

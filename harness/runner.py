@@ -156,6 +156,24 @@ def _status(checks: list[CheckResult]) -> str:
     return "passed" if all(c.passed or c.skipped for c in checks) else "failed"
 
 
+JUDGE_ERROR = "judge"  # error_kind of a case whose judged check could not run (the judge, not the agent)
+
+
+def _judge_error(cc: CompiledCase, checks: list[CheckResult]) -> str | None:
+    """For a case that did not pass: the judge's error line when the only checks that did not
+    pass are judged checks that could not run (the judge was down or answered nonsense). Such a
+    case is an infra error, never a failure of the agent. None when anything else failed."""
+    open_checks = [c for c in checks if not c.passed and not c.skipped]
+    if not open_checks or not all(c.error for c in open_checks):
+        return None
+    judged = {cc_.display_name for cc_ in cc.call_checks if cc_.info.needs_llm}
+    judged.update(cc_.display_name for turn in cc.turn_checks for cc_ in turn if cc_.info.needs_llm)
+    if not all(c.name in judged for c in open_checks):
+        return None
+    reason = open_checks[0].reason
+    return f"judge: {reason.removeprefix('check could not run: ')}"
+
+
 # --- the run -----------------------------------------------------------------------------
 
 
@@ -183,6 +201,7 @@ class Runner:
         self.guard = Guard(self.limits, rng=random.Random(seed))
         self.on_result = on_result or (lambda r: None)
         self.extras = extras or {}  # services checks may use (the judge), by name
+        self.judge_errors = 0  # cases whose judged check could not run (status "error", kind "judge")
 
     async def _one(self, item: WorkItem) -> CaseResult:
         started = time.time()
@@ -195,7 +214,12 @@ class Runner:
             error, kind = _error_line(e, timeout)
             return _result(item, started, status="error", error=error, error_kind=kind,
                            duration_ms=(time.perf_counter() - t0) * 1000)
-        return _result(item, started, status=_status(checks), checks=checks, transcript=transcript,
+        status = _status(checks)
+        if status == "failed" and (judge_error := _judge_error(item.compiled, checks)) is not None:
+            self.judge_errors += 1
+            return _result(item, started, status="error", error=judge_error, error_kind=JUDGE_ERROR, checks=checks,
+                           transcript=transcript, duration_ms=(time.perf_counter() - t0) * 1000)
+        return _result(item, started, status=status, checks=checks, transcript=transcript,
                        duration_ms=(time.perf_counter() - t0) * 1000)
 
     async def run(self, items: list[WorkItem]) -> RunStats:

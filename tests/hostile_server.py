@@ -12,7 +12,8 @@ answering `/v1/chat/completions` (and any other path) according to `mode`:
 - ``echo_500``: a 500 whose body quotes back every request header;
 - ``redirect``: a 307 to `redirect_to` (another origin), for every request;
 - ``usage``: a normal answer with `usage` as given (a gateway that sends odd numbers);
-- ``text``: a normal answer with `answer` as its content.
+- ``text``: a normal answer with `answer` as its content;
+- ``page``: `status` with `answer` as a non-JSON body of `content_type` (a proxy's error page).
 
 Run as a script (``python tests/hostile_server.py MODE [SIZE]``) it prints its base URL and
 serves until killed: the memory benchmark does this.
@@ -60,7 +61,8 @@ async def _answer(request: web.Request, text: str, usage: dict[str, Any] | None 
 
 class HostileServer(ThreadedFake):
     def __init__(self, mode: str, *, size: int = 50 * MB, redirect_to: str = "", answer: str = "ok",
-                 usage: dict[str, Any] | None = None, poison: str | None = None) -> None:
+                 usage: dict[str, Any] | None = None, poison: str | None = None, status: int = 502,
+                 content_type: str = "text/plain") -> None:
         super().__init__()
         self.mode = mode
         self.size = size
@@ -68,6 +70,8 @@ class HostileServer(ThreadedFake):
         self.answer = answer
         self.usage = usage
         self.poison = poison  # `usage` only for requests whose body contains this text
+        self.status = status
+        self.content_type = content_type
         self.seen_headers: list[dict[str, str]] = []
         self.bytes_sent = 0
 
@@ -102,6 +106,8 @@ class HostileServer(ThreadedFake):
             return await _answer(request, self.answer, usage)
         if mode == "text":
             return await _answer(request, self.answer)
+        if mode == "page":
+            return web.Response(status=self.status, text=self.answer, content_type=self.content_type)
         if mode == "huge":
             resp = web.StreamResponse(headers={"Content-Type": "application/json"})
             await resp.prepare(request)

@@ -60,3 +60,32 @@ def test_the_regex_time_budget_is_a_setting_of_the_check(project: Project) -> No
     out = project.harness("validate", "golden/q.yaml")
     assert out.returncode == 2 and "timeout_s" in out.stderr and "golden/q.yaml:6" in out.stderr, out.stderr
     assert "less than or equal to 60" in out.stderr, out.stderr
+
+
+def test_validate_warns_about_a_regex_that_backtracks_catastrophically(project: Project) -> None:
+    """Finding 3: `validate` tries each regex on a few adversarial strings under a time budget and
+    warns (one line at the pattern's file:line:col); the files are still valid (exit 0)."""
+    project.write("golden/q.yaml", """
+        topic: question
+        cases:
+          - id: nested
+            prompt: say a lot of a
+            expect:
+              - regex: "(a+)+$"
+          - id: long-form
+            prompt: say a lot of a
+            expect: [{regex: {pattern: '^(\\w+\\s?)+$', timeout_s: 2}}]
+          - id: fine
+            prompt: hours?
+            expect: [{regex: "open (from|until) \\\\d+"}, {regex: "a{10}"}, {regex: '^(\\S+\\s*)+Monday$'}]
+    """)
+    started = time.monotonic()
+    out = project.harness("validate", "golden/")
+    took = time.monotonic() - started
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and took < 30
+    warnings = [line for line in out.stderr.splitlines() if "warning:" in line]
+    assert len(warnings) == 2, out.stderr
+    assert warnings[0].startswith("golden/q.yaml:6:16: warning: regex /(a+)+$/ may backtrack catastrophically"), warnings
+    assert warnings[1].startswith("golden/q.yaml:9:32: warning: regex /^(\\w+\\s?)+$/ may backtrack"), warnings
+    assert "ok: 1 file(s) valid (2 warnings)" in out.stdout

@@ -150,3 +150,52 @@ def test_a_malformed_stored_row_is_named_once_and_everything_else_still_works(pr
         assert out.returncode in (0, 1), (args, text[-3000:])
         named = [line for line in out.stderr.splitlines() if bad_id in line and "not valid JSON" in line]
         assert named, (args, text[-3000:])
+
+
+def test_a_long_case_id_and_topic_can_be_accepted_into_a_baseline_in_postgres(project: Project,
+                                                                              pg_url: str) -> None:  # noqa: F811
+    """Store layout v5: the baseline tables hold case ids and topics as TEXT too."""
+    long_id, long_topic = "case-" + "i" * 500, "t" * 150
+    project.write("golden/q.yaml", f"""
+        topic: {long_topic}
+        cases:
+          - id: {long_id}
+            prompt: What are your opening hours?
+            expect: [{{contains: open}}]
+    """)
+    project.write("suites/" + "s" * 10 + ".yaml", f"""
+        name: {'suite-' + 'n' * 250}
+        golden: ["golden/**/*.yaml"]
+        target: {{kind: sim}}
+    """)
+    suite = "suites/" + "s" * 10 + ".yaml"
+    first = project.harness("run", suite, "--store", pg_url, "--no-reports", "--no-progress")
+    assert first.returncode == 0, first.stdout + first.stderr
+    accepted = project.harness("baseline", "accept", "latest", "--store", pg_url)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "Traceback" not in accepted.stderr
+    again = project.harness("run", suite, "--store", pg_url, "--no-reports", "--no-progress")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "matches the accepted baseline" in again.stdout or "baseline" in again.stdout, again.stdout
+
+
+def test_a_v4_postgres_store_is_upgraded_to_v5(pg_url: str) -> None:  # noqa: F811
+    from sqlalchemy import create_engine, inspect, text
+
+    from harness.store.schema import SCHEMA_VERSION
+
+    with Store.open(pg_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 5
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:  # the store as v4 left it
+        conn.execute(text("ALTER TABLE baselines ALTER COLUMN suite TYPE VARCHAR(200)"))
+        conn.execute(text("ALTER TABLE baseline_cases ALTER COLUMN case_id TYPE VARCHAR(200)"))
+        conn.execute(text("ALTER TABLE baseline_cases ALTER COLUMN topic TYPE VARCHAR(100)"))
+        conn.execute(text("UPDATE meta SET value = '4' WHERE key = 'schema_version'"))
+    with Store.open(pg_url) as store:
+        assert store.schema_version() == 5
+    types = {(t, c["name"]): str(c["type"]) for t in ("baselines", "baseline_cases")
+             for c in inspect(engine).get_columns(t)}
+    engine.dispose()
+    assert types[("baselines", "suite")] == "TEXT"
+    assert types[("baseline_cases", "case_id")] == "TEXT" and types[("baseline_cases", "topic")] == "TEXT"

@@ -398,7 +398,7 @@ def fresh_layouts(tmp_path: Path) -> dict[str, dict]:
 
 
 def test_a_new_store_is_made_at_v3_with_the_feature_tables(store: Store) -> None:
-    assert SCHEMA_VERSION == 4 and store.schema_version() == 4
+    assert SCHEMA_VERSION == 5 and store.schema_version() == 5
     assert set(FEATURE_TABLES) <= set(inspect(store.engine).get_table_names())
     assert table_layout(store.engine, "baseline_cases")["foreign_keys"] == [
         (("baseline_id",), "baselines", ("id",), "CASCADE")

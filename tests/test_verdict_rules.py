@@ -17,6 +17,7 @@ from harness.analysis.rules import (
     classify,
     rule_fallback_route,
     rule_infra,
+    rule_judge_down,
     rule_judge_drift,
     rule_new_fingerprint,
     rule_noise,
@@ -67,7 +68,7 @@ def red(n: int = 4, repeats: int = 5, **kw) -> dict[str, CaseObs]:
 
 def test_rules_are_tried_in_order_of_blame_and_the_last_always_finds():
     assert [r.__name__ for r in RULES] == [
-        "rule_infra", "rule_fallback_route", "rule_primary_down", "rule_judge_drift", "rule_repointed",
+        "rule_infra", "rule_judge_down", "rule_fallback_route", "rule_primary_down", "rule_judge_drift", "rule_repointed",
         "rule_new_fingerprint", "rule_same_code_moved", "rule_regression", "rule_noise", "rule_ok"]
     f = facts(green(), ref(green()))
     assert all(rule(f) is None for rule in RULES[:-1])
@@ -82,7 +83,7 @@ def test_evidence_is_gathered_once_whatever_the_class():
     # judge drift wins, but the drop that would have made it a regression is still evidence
     assert classify(f.run, f.cmp, f.ref, SPEC).cls is VerdictClass.JUDGE_DRIFT
     assert kinds == ["judge_canaries", "pass_rate", "cases"]
-    assert len(EVIDENCE) == 13
+    assert len(EVIDENCE) == 14
 
 
 # ---------------------------------------------------------------- one rule at a time
@@ -100,6 +101,21 @@ def test_rule_infra():
     assert found.cls is VerdictClass.INFRA
     assert found.headline == "infra: 75% of calls did not reach a model — not counted against the agent"
     assert rule_infra(facts(green(), base)) is None
+
+
+def test_rule_judge_down():
+    """Cases whose judge could not answer are errors of the judge, not calls that missed a model."""
+    base = ref(green())
+    errors = {f"c{i}": obs(f"c{i}", ["error"] * 5) for i in range(4)}
+    down = run(extra={"judge": {"stats": {"unavailable_cases": 20, "down": "the judge is down"}}})
+    f = facts(errors, base, down)
+    assert rule_infra(f) is None and f.bad == 0
+    found = rule_judge_down(f)
+    assert found.cls is VerdictClass.INFRA
+    assert found.headline == ("infra: the judge could not answer for 20 of 20 calls (100%) — judged checks not "
+                              "counted against the agent")
+    assert classify(f.run, f.cmp, f.ref, SPEC).cls is VerdictClass.INFRA
+    assert rule_judge_down(facts(green(), base)) is None
 
 
 def test_rule_fallback_route():

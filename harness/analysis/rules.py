@@ -61,8 +61,21 @@ class Facts:
 
     @cached_property
     def bad(self) -> int:
-        """Calls that did not reach a model (infra errors and calls not run)."""
-        return self.cmp.infra["errors"] + self.cmp.infra["not_run"]
+        """Calls that did not reach a model (infra errors and calls not run; a case whose judge
+        could not answer did reach it, and is counted in `judge_unavailable` instead)."""
+        return max(0, self.cmp.infra["errors"] - self.judge_unavailable) + self.cmp.infra["not_run"]
+
+    @cached_property
+    def judge_stats(self) -> dict[str, Any]:
+        extra = self.run.extra
+        judge = extra.get("judge") if isinstance(extra, dict) else None
+        stats = judge.get("stats") if isinstance(judge, dict) else None
+        return stats if isinstance(stats, dict) else {}
+
+    @cached_property
+    def judge_unavailable(self) -> int:
+        """Cases whose judged checks could not run: the judge was down, not the agent."""
+        return int(self.judge_stats.get("unavailable_cases") or 0)
 
     @cached_property
     def infra_share(self) -> float:
@@ -183,6 +196,16 @@ def ev_infra(f: Facts) -> list[Evidence]:
     return [Evidence("infra", detail, {"share": f.infra_share, **infra})]
 
 
+def ev_judge_unavailable(f: Facts) -> list[Evidence]:
+    if not f.judge_unavailable:
+        return []
+    repeats = f.cmp.infra["repeats"]
+    detail = f"the judge could not answer for {f.judge_unavailable} of {repeats} calls"
+    if f.judge_stats.get("down"):
+        detail += f"; {f.judge_stats['down']}"
+    return [Evidence("judge_unavailable", detail, {"cases": f.judge_unavailable, "down": f.judge_stats.get("down")})]
+
+
 def ev_canaries(f: Facts) -> list[Evidence]:
     if not f.disagreed:
         return []
@@ -282,7 +305,7 @@ def ev_usage(f: Facts) -> list[Evidence]:
 
 
 EVIDENCE: tuple[Callable[[Facts], list[Evidence]], ...] = (
-    ev_aborted, ev_infra, ev_fallback, ev_canaries, ev_fingerprints, ev_routes, ev_pass_rates, ev_judge_scores,
+    ev_aborted, ev_infra, ev_judge_unavailable, ev_fallback, ev_canaries, ev_fingerprints, ev_routes, ev_pass_rates, ev_judge_scores,
     ev_significant_cases, ev_flipped, ev_answers, ev_latency, ev_usage,
 )
 
@@ -298,6 +321,19 @@ def rule_infra(f: Facts) -> Finding | None:
         return Finding(VerdictClass.INFRA,
                        f"infra: {pct(f.infra_share)} of calls did not reach a model — not counted against the agent")
     return None
+
+
+def rule_judge_down(f: Facts) -> Finding | None:
+    """The judge could not answer for too many calls: its checks cannot be read either way.
+    Infra, not a drop of the agent (those cases are errors, out of the pass rate)."""
+    repeats = f.cmp.infra["repeats"]
+    if not f.judge_unavailable or not repeats:
+        return None
+    share = f.judge_unavailable / repeats
+    if share < f.spec.infra_error_rate and not f.judge_stats.get("down"):
+        return None
+    return Finding(VerdictClass.INFRA, f"infra: the judge could not answer for {f.judge_unavailable} of {repeats} calls "
+                                       f"({pct(share)}) — judged checks not counted against the agent")
 
 
 def rule_primary_down(f: Facts) -> Finding | None:
@@ -408,6 +444,7 @@ def _noise_line(f: Facts) -> str:
 
 RULES: tuple[Callable[[Facts], Finding | None], ...] = (
     rule_infra,
+    rule_judge_down,
     rule_fallback_route,
     rule_primary_down,
     rule_judge_drift,

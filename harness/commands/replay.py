@@ -34,6 +34,7 @@ def replay(
     from rich.markup import escape
 
     from ..errors import ConfigError, HarnessError, InfraError
+    from ..report._common import terminal_text
 
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
     try:
@@ -53,15 +54,15 @@ def replay(
         same &= match
         who = "caller" if old.kind != "silence" else "(silence)"
         if old.index > 0:
-            out.print(f"[bold]{old.index} {who}:[/bold] {escape(old.caller or '')}")
+            out.print(f"[bold]{old.index} {who}:[/bold] {escape(terminal_text(old.caller or ''))}")
         mark = "[green]same[/green]" if match else "[red]differs[/red]"
-        out.print(f"   agent ({escape(new.reply.route or '-')}, {mark}): {escape(new.reply.text)}")
+        out.print(f"   agent ({escape(new.reply.route or '-')}, {mark}): {escape(terminal_text(new.reply.text))}")
         if not match:
-            out.print(f"   [dim]recorded:[/dim] {escape(old.reply.text)}")
+            out.print(f"   [dim]recorded:[/dim] {escape(terminal_text(old.reply.text))}")
     same &= len(recorded.turns) == len(transcript.turns)
     failed = [c for c in checks if not c.passed and not c.skipped]
     for c in failed:
-        out.print(f"[red]✗[/red] {escape(c.name)}: {escape(c.reason)}")
+        out.print(f"[red]✗[/red] {escape(c.name)}: {escape(terminal_text(c.reason))}")
     verdict = "reproduced exactly" if same else "the agent answered differently"
     out.print(f"{verdict}; {len(failed)} check(s) failing")
     raise typer.Exit(0 if same else 1)

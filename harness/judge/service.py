@@ -42,6 +42,7 @@ Kind = Literal["answer", "call"]
 CACHE_FORMAT = 1  # bump when the key or the stored meaning changes
 BUDGET_SPENT = "skipped: judge budget spent"
 NO_INPUT = "(the caller said nothing)"
+JUDGE_BREAKER_AFTER = 5  # judge errors in a row (no verdict between them) that stop the judge for the run
 
 
 @dataclass(slots=True)
@@ -113,6 +114,8 @@ class JudgeService:
         self._skipped = 0
         self._errors = 0
         self._judged = 0
+        self._in_row = 0  # judge errors in a row: the judge's own breaker opens at JUDGE_BREAKER_AFTER
+        self._down: str | None = None  # the breaker's line once it is open
         self._tokens_in = 0
         self._tokens_out = 0
         self._cost = 0.0
@@ -222,6 +225,7 @@ class JudgeService:
             "cached": self._cached,
             "skipped": self._skipped,
             "errors": self._errors,
+            "down": self._down,
             "tokens_in": self._tokens_in,
             "tokens_out": self._tokens_out,
             "cost": round(self._cost, 6),
@@ -267,6 +271,9 @@ class JudgeService:
         use_cache: bool = True,
         budget: bool = True,
     ) -> Verdict:
+        if self._down is not None:  # the judge's breaker is open: no more calls to a judge that is down
+            self._errors += 1
+            raise JudgeError(self._down)
         k = repeats or self.spec.repeats
         key = self._key(kind, crit, parts, k)
         if use_cache:
@@ -306,6 +313,7 @@ class JudgeService:
             scores = [round(min(1.0, max(0.0, s)), 4) for s, _ in results]
             verdict = _aggregate(scores, _median_reason(results), crit.threshold)
             self._judged += 1
+            self._in_row = 0
             if use_cache and self.cache is not None:
                 # the judge may have revealed a new fingerprint during this call: key by it
                 self.cache.put_verdict(self._key(kind, crit, parts, k), CachedVerdict(
@@ -316,6 +324,7 @@ class JudgeService:
             verdict = Verdict(passed=False, score=0.0, reason=BUDGET_SPENT, threshold=crit.threshold, skipped=True)
         except HarnessError as e:
             self._errors += 1
+            self._failed(e)
             future.set_exception(e)
             future.exception()  # mark retrieved: followers may not exist
             raise
@@ -325,6 +334,7 @@ class JudgeService:
         except Exception as e:  # deepeval raising on something we did not foresee: a judge error, not a crash
             self._errors += 1
             err = _judge_error(f"the judge failed: {type(e).__name__}: {e}")
+            self._failed(err)
             future.set_exception(err)
             future.exception()
             raise err from None
@@ -334,6 +344,13 @@ class JudgeService:
             self._inflight.pop(key, None)
         future.set_result(verdict)
         return verdict
+
+    def _failed(self, e: HarnessError) -> None:
+        """One more judge error in a row; enough of them open the judge's breaker."""
+        self._in_row += 1
+        if self._down is None and self._in_row >= JUDGE_BREAKER_AFTER:
+            self._down = (f"the judge is down, not asked again this run after {self._in_row} errors in a row "
+                          f"({e.line()})")
 
     async def _steps(self, kind: Kind, crit: Criteria, budget: bool) -> list[str]:
         """The evaluation steps: the rubric's own, or generated once per criteria and judge model."""

@@ -79,6 +79,8 @@ def _validate_file(path: str, env: Mapping[str, str], first: dict[str, object] |
             e.path != path, e.path or "", e.position.line if e.position else 0, e.position.col if e.position else 0,
         ))
     golden, errors = golden_file_errors(path)
+    if golden is not None:
+        errors += regex_warnings(raw)
     if golden is not None and first is not None:  # a case id used twice, as `run` sees it
         for case in golden.cases:
             if case.id in first:
@@ -100,3 +102,90 @@ def _target_errors(suite: Suite) -> list[ConfigError]:
     except ConfigError as e:
         return [e]
     return cls.config_errors(raw, position_of)
+
+
+class ValidationWarning(ConfigError):
+    """Not a mistake, a risk: printed by `harness validate` at its position, exit code unchanged."""
+
+    def __init__(self, message: str, position=None, path: str | None = None) -> None:
+        super().__init__(f"warning: {message}", position, path)
+
+
+PROBE_BUDGET_S = 0.05  # one adversarial search longer than this: the pattern backtracks too much
+
+
+def regex_warnings(raw: object) -> list[ConfigError]:
+    """A warning for every `regex:` check in a golden file that backtracks catastrophically on
+    one of a few adversarial strings (a run would stop that search at the check's time limit,
+    and the check would be an error)."""
+    out: list[ConfigError] = []
+    for pattern, flags, ignore_case, position in _regexes(raw):
+        slow = _slow_probe(pattern, flags, ignore_case)
+        if slow is not None:
+            out.append(ValidationWarning(
+                f"regex /{pattern}/ may backtrack catastrophically: a search of {slow} took over "
+                f"{PROBE_BUDGET_S:g} s (nested repetition such as (a+)+ or (\\S+\\s*)+ is the usual cause); "
+                "simplify it", position))
+    return out
+
+
+def _regexes(node: object):
+    """(pattern, flags, ignore_case, position) of every `regex:` check under a YAML node."""
+    from ..yamlio import PosDict
+
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "regex":
+                pos = node.value_pos.get(key) if isinstance(node, PosDict) else None
+                if isinstance(value, str):
+                    yield value, "", True, pos
+                elif isinstance(value, dict) and isinstance(value.get("pattern"), str):
+                    if isinstance(value, PosDict):
+                        pos = value.value_pos.get("pattern", pos)
+                    yield (value["pattern"], str(value.get("flags") or ""), value.get("ignore_case", True) is not False,
+                           pos)
+            else:
+                yield from _regexes(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _regexes(item)
+
+
+def _probes(pattern: str) -> list[tuple[str, str]]:
+    """Strings that make a backtracking pattern explode: runs of one character (or of a word
+    and a space), ended by a character that cannot match, short and long."""
+    chars = ["a", " ", "1"] + [c for c in dict.fromkeys(pattern) if c.isalnum()][:4]
+    out = []
+    for c in dict.fromkeys(chars):
+        for n in (28, 3000):
+            out.append((c * n + "!\u0000", f"{n} × {c!r}"))
+    out.append(("ab " * 40 + "!\u0000", "40 × 'ab '"))
+    # a pattern's own words: the engine skips a text without them, but not one that has them
+    # and still cannot match (an ordinary answer: "… open Monday to Friday.")
+    import re
+
+    for word in list(dict.fromkeys(re.findall(r"(?<!\\)[^\W\d_]{3,}", pattern)))[:3]:
+        out.append(("ab " * 28 + word + " !\u0000", f"28 × 'ab ' and {word!r}"))
+        out.append(((word + " ") * 28 + "!\u0000", f"28 × {word + ' '!r}"))
+    out.append(("a\n" * 1000 + "!", "1000 × 'a\\n'"))
+    return out
+
+
+def _slow_probe(pattern: str, flags: str, ignore_case: bool) -> str | None:
+    import re
+
+    import regex as regex_engine
+
+    bits = re.IGNORECASE if ignore_case else 0
+    for f in flags:
+        bits |= {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}.get(f, 0)
+    try:
+        compiled = regex_engine.compile(pattern, bits)
+    except (re.error, regex_engine.error, ValueError, TypeError):
+        return None  # an invalid pattern is the check's own error, said elsewhere
+    for text, what in _probes(pattern):
+        try:
+            compiled.search(text, timeout=PROBE_BUDGET_S)
+        except TimeoutError:
+            return what
+    return None

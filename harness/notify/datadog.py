@@ -244,8 +244,10 @@ def configuration(spec: DatadogSpec, *, retries: int = 3, backoff_s: float = 2.0
     config.request_timeout = timeout_s
     config.enable_retry = True
     config.max_retries = retries
+    # redirect=False: a redirect is answered, never followed; urllib3 would re-send DD-API-KEY and
+    # DD-APPLICATION-KEY to wherever it points (it strips only Authorization and cookies)
     config.retry_policy = ClientRetry(total=retries, backoff_factor=backoff_s, backoff_max=30.0,
-                                      raise_on_status=False)
+                                      raise_on_status=False, redirect=False)
     if llm_obs:
         from ._llmobs import OPERATIONS
 
@@ -379,6 +381,9 @@ def _describe(exc: BaseException) -> str:
         if isinstance(body, bytes):
             body = body.decode("utf-8", "replace")
         detail = " ".join(str(body).split())[:200]
+        if 300 <= int(status or 0) < 400:
+            return (f"HTTP {status} {reason}".strip() + ": a redirect, not followed (the keys go to the configured "
+                    "host only; set notify.datadog.host to where it points)")
         return f"HTTP {status} {reason}".strip() + (f": {detail}" if detail else "")
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__

@@ -107,8 +107,7 @@ async def deliver_async(run: RunInfo, results: list[CaseResult], spec: NotifySpe
         decision = decide(notifier.config.when, summary.verdict_class, failing, pub.history or History(), comparable)
         if decision.send:
             payload = redactor.payload(notifier.payload(pub))
-            failures = await notifier.send(payload, redactor, retries=retries, backoff_s=backoff_s,
-                                           timeout_s=timeout_s)
+            failures = await _send_safely(notifier, payload, redactor, retries, backoff_s, timeout_s)
             for exc in failures:
                 warnings.append(_keep(store, run.run_id, exc, redactor))
             if not failures:
@@ -116,11 +115,21 @@ async def deliver_async(run: RunInfo, results: list[CaseResult], spec: NotifySpe
         else:
             log.info("%s: not sent: %s", notifier.name, decision.reason)
         for alert in notifier.alerts(pub):  # e.g. Slack's `when: [budget]`, whatever the run's own decision
-            for exc in await notifier.send(redactor.payload(alert), redactor, retries=retries, backoff_s=backoff_s,
-                                           timeout_s=timeout_s):
+            for exc in await _send_safely(notifier, redactor.payload(alert), redactor, retries, backoff_s, timeout_s):
                 warnings.append(_keep(store, run.run_id, exc, redactor))
     warnings += pub.notes
     return [redactor.scrub(w) for w in warnings]
+
+
+async def _send_safely(notifier: Notifier, payload: dict[str, Any], redactor: Redactor, retries: int,
+                       backoff_s: float, timeout_s: float) -> list[DeliveryError]:
+    """`notifier.send`, where a client library tripping over an odd answer (a proxy's error
+    page, a body it cannot parse) is a failed delivery, kept pending, never a traceback."""
+    try:
+        return await notifier.send(payload, redactor, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
+    except Exception as exc:
+        return [DeliveryError(notifier.name, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}",
+                              remaining=payload)]
 
 
 def _keep(store: Any, run_id: str, exc: DeliveryError, redactor: Redactor) -> str:

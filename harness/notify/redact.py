@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from .. import secrets as _suite_secrets
 from ..errors import ConfigError
 
 PHONE_MASK = "[phone]"
@@ -100,6 +101,7 @@ class Redactor:
         for s in self._secrets:
             if s in text:
                 text = text.replace(s, SECRET_MASK)
+        text = _suite_secrets.mask(text)  # every ${ENV} secret of the suite (target, judge, store …) too
         return _CREDENTIALS.sub(SECRET_MASK, text)
 
     def text(self, text: str) -> str:

@@ -467,8 +467,12 @@ async def _post_bot(client, channel, message, thread_ts, retries, backoff_s, red
         raise _failed_bot(remaining, redactor, f"{what}: Web API answered {exc.detail}", retries + 1, exc.status)
     except SlackApiError as exc:
         status = getattr(exc.response, "status_code", None)
-        error = exc.response.get("error") if hasattr(exc.response, "get") else None
-        detail = f"{what}: Web API answered HTTP {status}" + (f" ({error})" if error else "")
+        detail = f"{what}: Web API answered HTTP {status}"
+        data = getattr(exc.response, "data", None)
+        if isinstance(data, dict):  # Slack's own JSON error ({"ok": false, "error": "channel_not_found"})
+            detail += f" ({data['error']})" if data.get("error") else ""
+        elif data:  # a proxy's or load balancer's error page: slack-sdk keeps it as a string
+            detail += f" {cut(' '.join(str(data).split()), 200)}"
         attempts = retries + 1 if status in (429, 500, 503) else 1
         raise _failed_bot(remaining, redactor, detail, attempts, status)
     except Exception as exc:

@@ -29,6 +29,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Characters XML 1.0 forbids outright (a parser rejects the whole file for one of them).
 _XML_BAD = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SPACE = re.compile(r"\s+")
+# Bidirectional overrides, embeddings, isolates and marks: U+202E makes a terminal show
+# "txt.exe" as "exe.txt"; shown as `\u202e` (the stored text keeps them as received).
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def one_line(text: Any, limit: int = 240) -> str:
@@ -36,10 +39,20 @@ def one_line(text: Any, limit: int = 240) -> str:
     long text cut with an ellipsis (a console row or an XML attribute must stay one line)."""
     s = "" if text is None else str(text)
     s = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+    if not s.isascii():
+        s = _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", s)
     s = _SPACE.sub(" ", s).strip()
     if limit and len(s) > limit:
         s = s[: limit - 1].rstrip() + "…"
     return s
+
+
+def terminal_text(text: Any) -> str:
+    """Text for a terminal, lines kept: control characters (but tab and newline) and
+    bidirectional controls shown escaped, as `one_line` shows them."""
+    s = "" if text is None else str(text)
+    s = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+    return _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", s) if not s.isascii() else s
 
 
 def xml_safe(text: Any) -> str:

@@ -19,6 +19,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from ..records import CaseResult, CheckResult, Turn
+from ..verdict import Verdict
+from ._common import redact
 from .summary import rate_text as pct
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -184,3 +186,27 @@ def case_view(r: CaseResult, idx: int, repeated: set[str]) -> dict[str, Any]:
         "call_checks": call_checks,
         "outcome": outcome,
     }
+
+
+def evidence_view(e: Any) -> dict[str, Any]:
+    """One evidence item: its kind, its sentence and the rest of its figures, compact."""
+    if not isinstance(e, dict):
+        return {"kind": None, "detail": str(e), "more": ""}
+    rest = {k: v for k, v in e.items() if k not in ("kind", "detail")}
+    return {"kind": str(e.get("kind") or "") or None,
+            "detail": "" if e.get("detail") is None else str(e["detail"]),
+            "more": compact(rounded(rest), 300) if rest else ""}
+
+
+def verdict_view(verdict: Verdict | None) -> dict[str, Any] | None:
+    """The verdict box of the run and trend pages (`_verdict.html.j2`): the class (coloured by
+    its tone), headline, evidence and baseline (and the note of a stored verdict that could not
+    be read). Its per-topic numbers join the topic table; changed cases have their own section."""
+    if not verdict:
+        return None
+    v = redact(verdict.to_dict())
+    evidence = [evidence_view(e) for e in v["evidence"]]
+    if verdict.note:
+        evidence.append({"kind": "note", "detail": str(v.get("note") or ""), "more": ""})
+    return {"cls": redact(verdict.name), "slug": verdict.cls.tone, "headline": v["headline"] or None,
+            "evidence": evidence, "baseline_run": v["baseline_run"]}

@@ -23,28 +23,17 @@ from ._pages import (
     assets,
     case_view,
     trace_view,
-    compact,
     environment,
     fmt_duration,
     fmt_time,
-    rounded,
+    verdict_view,
 )
 from .summary import STATUSES, RunSummary, rate_text, repeated_case_ids, status_line, stored_verdict, summarize
 
 
 def _verdict_view(stored: Any) -> dict[str, Any] | None:
-    """The stored verdict, read as a `Verdict`: its class (coloured by its tone), its
-    evidence, and its other fields that say something as plain name/value pairs (a note
-    when the stored verdict could not be read)."""
-    verdict = Verdict.from_stored(stored)
-    if verdict is None:
-        return None
-    data = redact(verdict.to_dict())
-    items = [e["detail"] if set(e) == {"kind", "detail"} and not e["kind"] else compact(rounded(e), 600)
-             for e in data["evidence"]]
-    other = [(str(k), v if isinstance(v, str) else compact(v, 600)) for k, v in data.items()
-             if k not in ("class", "evidence") and v not in (None, "", [], {})]
-    return {"cls": redact(verdict.name), "slug": verdict.cls.tone, "evidence": items, "other": other}
+    """The stored verdict, shown in the same box as on the trend page."""
+    return verdict_view(Verdict.from_stored(stored))
 
 
 def _header_view(run: RunInfo, summary: RunSummary) -> dict[str, Any]:

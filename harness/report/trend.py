@@ -46,7 +46,13 @@ def parse_since(value: str) -> float:
     m = _SINCE.match(value or "")
     if not m or float(m.group(1)) <= 0:
         raise ConfigError(f"--since {value!r}: expected a duration like 30d, 12h, 2w or 90m")
-    return float(m.group(1)) * _UNIT_S[m.group(2).lower()]
+    seconds = float(m.group(1)) * _UNIT_S[m.group(2).lower()]
+    if seconds > MAX_SINCE_S:
+        raise ConfigError(f"--since {value!r}: at most {MAX_SINCE_S // 86400:.0f}d; 'all' reads the whole history")
+    return seconds
+
+
+MAX_SINCE_S = 100 * 365 * 86400  # further back than any store: 'all' says it
 
 
 # ---------------------------------------------------------------- records of the report

@@ -22,7 +22,6 @@ from typing import Any
 
 from ..records import CaseResult
 from ..store import Store
-from ..verdict import Verdict
 from ._common import one_line, redact, write_text_atomic
 from ._pages import (
     STATUS_LABEL,
@@ -30,11 +29,10 @@ from ._pages import (
     assets,
     case_view,
     trace_view,
-    compact,
     environment,
     fmt_time,
     pct,
-    rounded,
+    verdict_view as _verdict_view,
 )
 from .summary import STATUSES, RunSummary, objectives_view, repeated_case_ids, status_line, stored_verdict, summarize
 from .trend import DIMENSIONS, METRICS, CaseChange, FlakyCase, TrendData, load_trend
@@ -64,29 +62,6 @@ def _num(value: Any, fmt: str = "{:.3f}") -> str:
 
 
 # ---------------------------------------------------------------- verdict
-
-
-def _evidence_view(e: Any) -> dict[str, Any]:
-    if not isinstance(e, dict):
-        return {"kind": None, "detail": str(e), "more": ""}
-    rest = {k: v for k, v in e.items() if k not in ("kind", "detail")}
-    return {"kind": str(e.get("kind") or "") or None,
-            "detail": "" if e.get("detail") is None else str(e["detail"]),
-            "more": compact(rounded(rest), 300) if rest else ""}
-
-
-def _verdict_view(verdict: Verdict | None) -> dict[str, Any] | None:
-    """The analysis verdict's class (coloured by its tone), headline, evidence and baseline
-    (and the note of a stored verdict that could not be read). Its per-topic numbers join
-    the run's topic table; changed cases and consistency have their own sections."""
-    if not verdict:
-        return None
-    v = redact(verdict.to_dict())
-    evidence = [_evidence_view(e) for e in v["evidence"]]
-    if verdict.note:
-        evidence.append({"kind": "note", "detail": str(v.get("note") or ""), "more": ""})
-    return {"cls": redact(verdict.name), "slug": verdict.cls.tone, "headline": v["headline"] or None,
-            "evidence": evidence, "baseline_run": v["baseline_run"]}
 
 
 # ---------------------------------------------------------------- focus run summary

@@ -57,7 +57,8 @@ def _run_async(runner, items, target, judge=None, run: RunInfo | None = None, lo
             if judge is not None:
                 await judge.aclose()
                 if run is not None:
-                    run.extra.setdefault("judge", {})["stats"] = judge.stats()
+                    run.extra.setdefault("judge", {})["stats"] = {**judge.stats(),
+                                                                  "unavailable_cases": runner.judge_errors}
 
     # The result writer thread shares the GIL with the event loop. With Python's default 5 ms
     # switch interval, a reply that arrives while the writer holds the GIL waits up to 5 ms

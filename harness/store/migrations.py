@@ -154,6 +154,28 @@ def _v4_widen_text_columns(conn: Connection) -> None:
                 f"ALTER TABLE {prep.quote(table)} ALTER COLUMN {prep.quote(column)} TYPE TEXT")
 
 
+# Columns of the feature tables that were VARCHAR(n) until v5 and hold case ids, topics,
+# suite and model names (a 500-character case id could not be accepted into a baseline).
+_V5_WIDENED = {
+    "baselines": ("suite", "accepted_by", "model"),
+    "baseline_cases": ("case_id", "topic"),
+    "suite_locks": ("name",),
+    "schedule_state": ("suite",),
+}
+
+
+def _v5_widen_feature_columns(conn: Connection) -> None:
+    """v5: the baseline, lock and schedule tables hold case ids, topics and suite names as
+    TEXT too (v4 did it for runs and results). SQLite never enforced the lengths."""
+    if conn.dialect.name == "sqlite":
+        return
+    prep = conn.dialect.identifier_preparer
+    for table, columns in _V5_WIDENED.items():
+        for column in columns:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {prep.quote(table)} ALTER COLUMN {prep.quote(column)} TYPE TEXT")
+
+
 # (version, what it does, step) in ascending order; the last version is SCHEMA_VERSION.
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "create all tables", _v1_create_all),
@@ -161,6 +183,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (3, "feature tables: pending_deliveries, baselines, baseline_cases, suite_locks, schedule_state",
      _v3_feature_tables),
     (4, "TEXT for case ids, topics, suite and model names (no length limit)", _v4_widen_text_columns),
+    (5, "TEXT for case ids, topics and suite names in baselines, locks and schedule state", _v5_widen_feature_columns),
 ]
 
 

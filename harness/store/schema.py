@@ -36,7 +36,14 @@ from sqlalchemy import (
 # Text, not String(n), in runs and results for every value that comes from a suite, a case
 # or a model server (case ids, topics, suite names, model names, fingerprints): PostgreSQL
 # enforces a VARCHAR length and one long value would fail a whole batch of results (v4).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+
+# The same in the analysis, lock and schedule tables (v5): TEXT, except in SQLite, which never
+# enforced a length and keeps the VARCHAR(n) these tables were made with, so an upgraded
+# SQLite store and a new one have the same layout.
+_SUITE_TEXT = Text().with_variant(String(200), "sqlite")
+_TOPIC_TEXT = Text().with_variant(String(100), "sqlite")
+_NAME_TEXT = Text().with_variant(String(255), "sqlite")
 
 metadata = MetaData()
 
@@ -122,13 +129,13 @@ baselines = Table(
     "baselines",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("suite", String(200), nullable=False, index=True),
+    Column("suite", _SUITE_TEXT, nullable=False, index=True),
     Column("run_id", String(128), nullable=False),
     Column("accepted_at", Double, nullable=False),
-    Column("accepted_by", String(200)),
+    Column("accepted_by", _SUITE_TEXT),
     Column("note", Text),
     Column("git_sha", String(64)),
-    Column("model", String(200)),
+    Column("model", _SUITE_TEXT),
     Column("run_started", Double, nullable=False),
     # [[route, model, fingerprint, replies], ...] over the whole run
     Column("serving", JSON, nullable=False),
@@ -139,8 +146,8 @@ baseline_cases = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("baseline_id", Integer, ForeignKey("baselines.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("case_id", String(200), nullable=False),
-    Column("topic", String(100), nullable=False),
+    Column("case_id", _SUITE_TEXT, nullable=False),
+    Column("topic", _TOPIC_TEXT, nullable=False),
     Column("data", JSON, nullable=False),  # CaseObs.to_dict(): statuses, answers, scores, turn_ms, serving
 )
 
@@ -148,7 +155,7 @@ baseline_cases = Table(
 suite_locks = Table(
     "suite_locks",
     metadata,
-    Column("name", String(255), primary_key=True),
+    Column("name", _NAME_TEXT, primary_key=True),
     Column("owner", String(200), nullable=False),  # host:pid:random, unique per holder
     Column("host", String(200), nullable=False),
     Column("pid", Integer, nullable=False),
@@ -162,7 +169,7 @@ suite_locks = Table(
 schedule_state = Table(
     "schedule_state",
     metadata,
-    Column("suite", String(200), primary_key=True),
+    Column("suite", _SUITE_TEXT, primary_key=True),
     Column("last_fire", Double, nullable=False),  # epoch seconds
     Column("run_id", String(128)),
 )
