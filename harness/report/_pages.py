@@ -130,7 +130,23 @@ def turn_view(t: Turn, checks: list[dict[str, Any]]) -> dict[str, Any]:
         "state": compact(r.state) if r.state else "",
         "ended": r.ended,
         "checks": checks,
+        "voice": _voice_figures(r.voice) if r.voice else [],
     }
+
+
+def _voice_figures(v: dict[str, Any]) -> list[str]:
+    """A voice turn's measured figures, as short phrases for the turn's meta line."""
+    out = []
+    if isinstance(v.get("response_ms"), (int, float)):
+        out.append(f"response {fmt_ms(v['response_ms'])}")
+    if v.get("silence_ms"):
+        out.append(f"longest silence {fmt_ms(v['silence_ms'])}")
+    if v.get("talk_over_ms"):
+        out.append(f"talked over caller {fmt_ms(v['talk_over_ms'])}")
+    barge = v.get("barge_in") or {}
+    if barge:
+        out.append(f"barge-in: stopped after {fmt_ms(barge.get('stop_ms'))}" + (" (clear)" if barge.get("cleared") else ""))
+    return out
 
 
 def trace_view(run: Any, r: CaseResult) -> dict[str, str | None] | None:
@@ -139,6 +155,68 @@ def trace_view(run: Any, r: CaseResult) -> dict[str, str | None] | None:
 
     ref = trace_ref(run, r.case_id, r.repeat_index, r.status)
     return {"trace_id": ref.trace_id, "url": ref.url} if ref is not None else None
+
+
+_TL_KINDS = {"caller": ("caller", "caller speaks"), "barge_in": ("caller", "caller talks over the agent"),
+             "dtmf": ("caller", "keypad"), "silence": ("caller", "caller silent"), "agent": ("agent", "agent speaks")}
+
+
+def timeline_view(r: CaseResult, audio: str | None = None, audio_ms: float = 0.0) -> dict[str, Any] | None:
+    """A voice call on one time axis: who spoke when (caller, agent, silence, barge-in, DTMF)
+    and the measured gaps (response times, the agent stopping after a barge-in, its
+    reprompt after a silence), as percentages of the call's length. None for a call with no
+    audio. `audio`: the relative link to the call's recording, when there is one, `audio_ms`
+    its length (the axis spans it, so a click at a point plays that moment)."""
+    turns = r.transcript.turns if r.transcript is not None else []
+    if not turns or not any(t.reply.voice for t in turns):
+        return None
+    rows: dict[str, list[dict[str, Any]]] = {"caller": [], "agent": [], "gaps": []}
+    end = 0.0
+
+    def seg(row: str, kind: str, a: Any, b: Any, label: str, title: str) -> None:
+        nonlocal end
+        if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or b < a:
+            return
+        rows[row].append({"kind": kind, "a": float(a), "b": float(b), "label": label, "title": title})
+        end = max(end, float(b))
+
+    for t in turns:
+        v = t.reply.voice or {}
+        for item in v.get("timeline") or []:
+            if not isinstance(item, (list, tuple)) or len(item) < 3 or item[0] not in _TL_KINDS:
+                continue
+            row, what = _TL_KINDS[item[0]]
+            label = str(item[3]) if item[0] == "dtmf" and len(item) > 3 else ""
+            seg(row, item[0], item[1], item[2], label,
+                f"{what}{' ' + label if label else ''}: {fmt_ms(item[1])} → {fmt_ms(item[2])}")
+        said = v.get("caller_ms")
+        response = v.get("response_ms")
+        if isinstance(response, (int, float)):
+            if v.get("kind") == "silence" and isinstance(v.get("timeline"), list) and v["timeline"]:
+                start = v["timeline"][0][1] if v["timeline"][0][0] == "silence" else None
+                if isinstance(start, (int, float)):
+                    seg("gaps", "reprompt", start, start + response, f"{response:,.0f} ms",
+                        f"agent spoke up {fmt_ms(response)} into the caller's silence")
+            elif isinstance(said, list) and len(said) == 2:
+                seg("gaps", "response", said[1], said[1] + response, f"{response:,.0f} ms",
+                    f"response time: caller's last sound → agent's first audio, {fmt_ms(response)}")
+        barge = v.get("barge_in") or {}
+        if isinstance(barge.get("said_ms"), list) and isinstance(barge.get("stop_ms"), (int, float)):
+            b0 = barge["said_ms"][0]
+            seg("gaps", "stop", b0, b0 + max(barge["stop_ms"], 1.0), f"stop {barge['stop_ms']:,.0f} ms",
+                f"barge-in: the agent stopped {fmt_ms(barge['stop_ms'])} after the caller cut in"
+                + (" (clear)" if barge.get("cleared") else ""))
+    if end <= 0:
+        return None
+    total = max(end * 1.02, audio_ms)
+    for items in rows.values():
+        for x in items:
+            x["left"] = f"{x['a'] / total * 100:.3f}"
+            x["width"] = f"{max((x['b'] - x['a']) / total * 100, 0.15):.3f}"
+    step = next((s for s in (1000, 2000, 5000, 10000, 15000, 30000, 60000) if total / s <= 12), 120000)
+    ticks = [{"left": f"{ms / total * 100:.3f}", "label": f"{ms / 1000:g} s"} for ms in range(0, int(total), step)]
+    return {"rows": [{"name": name, "segs": items} for name, items in rows.items()], "ticks": ticks,
+            "total_ms": round(total), "audio": audio}
 
 
 def case_view(r: CaseResult, idx: int, repeated: set[str]) -> dict[str, Any]:
@@ -183,4 +261,5 @@ def case_view(r: CaseResult, idx: int, repeated: set[str]) -> dict[str, Any]:
         "turns": turns,
         "call_checks": call_checks,
         "outcome": outcome,
+        "timeline": None,  # a voice call's timeline: set by the run report (timeline_view)
     }

@@ -23,6 +23,7 @@ from ._pages import (
     assets,
     case_view,
     trace_view,
+    timeline_view,
     compact,
     environment,
     fmt_duration,
@@ -82,10 +83,31 @@ def _header_view(run: RunInfo, summary: RunSummary) -> dict[str, Any]:
     }
 
 
+def _recording(run: RunInfo, r: CaseResult, where: Path | None) -> tuple[str | None, float]:
+    """The relative link from the report's folder to a voice call's recording, if it was kept,
+    and its length in ms (read from the WAV header)."""
+    target = run.target if isinstance(run.target, dict) else {}
+    folder = target.get("recordings")
+    if where is None or not isinstance(folder, str) or not folder:
+        return None, 0.0
+    wav = Path(folder) / f"{r.case_id}.{r.repeat_index}.wav"
+    try:
+        import wave
+
+        with wave.open(str(wav)) as w:
+            length = w.getnframes() / w.getframerate() * 1000
+    except (OSError, EOFError, wave.Error):
+        return None, 0.0
+    from urllib.parse import quote
+
+    return quote(Path(os.path.relpath(wav, where)).as_posix()), length
+
+
 def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_passed_transcripts: bool = True,
-                    summary: RunSummary | None = None) -> str:
+                    summary: RunSummary | None = None, where: Path | None = None) -> str:
     """Render the report. With `include_passed_transcripts=False` passed cases keep their row
-    but not their transcript, which keeps a 10 000-case report small."""
+    but not their transcript, which keeps a 10 000-case report small. `where`: the report's
+    folder, which a voice call's recording is linked from (never embedded)."""
     summary = summary or summarize(results, run)
     repeated = repeated_case_ids(results)
     order = sorted(range(len(results)), key=lambda i: (STATUS_ORDER.get(results[i].status, 1), results[i].topic, results[i].case_id, results[i].repeat_index, i))
@@ -93,6 +115,8 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
     for n, i in enumerate(order, 1):
         view = case_view(results[i], n, repeated)
         view["trace"] = trace_view(run, results[i])
+        if run.target and run.target.get("kind") == "voice":
+            view["timeline"] = timeline_view(results[i], *_recording(run, results[i], where))
         if not include_passed_transcripts and view["status"] == "passed":
             view["turns"], view["call_checks"], view["outcome"] = [], [], None
             view["omitted"] = True
@@ -123,4 +147,5 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
 def write_run_html(path: str | os.PathLike[str], run: RunInfo, results: Sequence[CaseResult],
                    summary: RunSummary | None = None, **kwargs: Any) -> Path:
     """Write the HTML report to `path` (parents created) and return the path."""
+    kwargs.setdefault("where", Path(path).resolve().parent)
     return write_text_atomic(path, render_run_html(run, results, summary=summary, **kwargs))

@@ -163,6 +163,9 @@ class VoiceTarget(Target):
         tts, stt = self.speech()
         out = {"kind": self.kind, "url": self.safe_url, "tts": self.config.tts.kind, "stt": stt.kind,
                "vad": self.config.vad}
+        if self.config.recordings:  # where the report links each call's recording from
+            where = self.config.recordings
+            out["recordings"] = os.path.abspath(where if os.path.isabs(where) else os.path.join(self._root, where))
         if self.config.serve:
             out.update(serve=self.config.serve, faults=list(self.config.faults), tell_words=self.tell_words)
         return out
