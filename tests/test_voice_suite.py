@@ -92,6 +92,10 @@ def test_the_voice_suite_passes_offline_and_each_voice_fault_is_caught(tmp_path:
     # a stereo recording of each call beside the run
     with wave.open(str(project / "reports" / "calls" / "voice-en-booking.0.wav")) as w:
         assert w.getnchannels() == 2 and w.getframerate() == 8000
+    # the page to open shows each call's timeline, its recording linked beside the run
+    latest = (project / "reports" / "voice-latest.html").read_text(encoding="utf-8")
+    assert latest.count('<figure class="tl"') == 5
+    assert 'src="calls/voice-en-booking.0.wav"' in latest and "data:audio" not in latest
 
     for fault, (case, check) in faulty.items():
         fproc, fdata = runs[fault]

@@ -42,11 +42,11 @@ def environment() -> Environment:
 
 
 @lru_cache(maxsize=None)
-def assets(css: tuple[str, ...], js: str) -> tuple[Markup, Markup, str]:
-    """Packaged stylesheets (joined) and script, and the script's CSP hash. Shipped with the
-    package, they are the only strings the templates emit unescaped."""
+def assets(css: tuple[str, ...], js: str | tuple[str, ...]) -> tuple[Markup, Markup, str]:
+    """Packaged stylesheets and scripts (each joined), and the script's CSP hash. Shipped with
+    the package, they are the only strings the templates emit unescaped."""
     style = "\n".join((TEMPLATES / name).read_text(encoding="utf-8") for name in css)
-    script = (TEMPLATES / js).read_text(encoding="utf-8")
+    script = "\n".join((TEMPLATES / name).read_text(encoding="utf-8") for name in ((js,) if isinstance(js, str) else js))
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     return Markup(style), Markup(script), f"'sha256-{digest}'"
 
@@ -217,6 +217,35 @@ def timeline_view(r: CaseResult, audio: str | None = None, audio_ms: float = 0.0
     ticks = [{"left": f"{ms / total * 100:.3f}", "label": f"{ms / 1000:g} s"} for ms in range(0, int(total), step)]
     return {"rows": [{"name": name, "segs": items} for name, items in rows.items()], "ticks": ticks,
             "total_ms": round(total), "audio": audio}
+
+
+def recording_link(run: Any, r: CaseResult, where: Path | None) -> tuple[str | None, float]:
+    """The relative link from the report's folder to a voice call's recording, if it was kept
+    (the target's `recordings`), and its length in ms (read from the WAV header)."""
+    target = run.target if isinstance(getattr(run, "target", None), dict) else {}
+    folder = target.get("recordings")
+    if where is None or not isinstance(folder, str) or not folder:
+        return None, 0.0
+    wav = Path(folder) / f"{r.case_id}.{r.repeat_index}.wav"
+    import wave
+
+    try:
+        with wave.open(str(wav)) as w:
+            length = w.getnframes() / w.getframerate() * 1000
+    except (OSError, EOFError, wave.Error):
+        return None, 0.0
+    import os
+    from urllib.parse import quote
+
+    return quote(Path(os.path.relpath(wav, where)).as_posix()), length
+
+
+def call_timeline(run: Any, r: CaseResult, where: Path | None) -> dict[str, Any] | None:
+    """The timeline of a call on a voice target (None for any other target: no per-case cost)."""
+    target = getattr(run, "target", None)
+    if not isinstance(target, dict) or target.get("kind") != "voice":
+        return None
+    return timeline_view(r, *recording_link(run, r, where))
 
 
 def case_view(r: CaseResult, idx: int, repeated: set[str]) -> dict[str, Any]:

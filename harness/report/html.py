@@ -23,7 +23,7 @@ from ._pages import (
     assets,
     case_view,
     trace_view,
-    timeline_view,
+    call_timeline,
     compact,
     environment,
     fmt_duration,
@@ -83,26 +83,6 @@ def _header_view(run: RunInfo, summary: RunSummary) -> dict[str, Any]:
     }
 
 
-def _recording(run: RunInfo, r: CaseResult, where: Path | None) -> tuple[str | None, float]:
-    """The relative link from the report's folder to a voice call's recording, if it was kept,
-    and its length in ms (read from the WAV header)."""
-    target = run.target if isinstance(run.target, dict) else {}
-    folder = target.get("recordings")
-    if where is None or not isinstance(folder, str) or not folder:
-        return None, 0.0
-    wav = Path(folder) / f"{r.case_id}.{r.repeat_index}.wav"
-    try:
-        import wave
-
-        with wave.open(str(wav)) as w:
-            length = w.getnframes() / w.getframerate() * 1000
-    except (OSError, EOFError, wave.Error):
-        return None, 0.0
-    from urllib.parse import quote
-
-    return quote(Path(os.path.relpath(wav, where)).as_posix()), length
-
-
 def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_passed_transcripts: bool = True,
                     summary: RunSummary | None = None, where: Path | None = None) -> str:
     """Render the report. With `include_passed_transcripts=False` passed cases keep their row
@@ -115,8 +95,7 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
     for n, i in enumerate(order, 1):
         view = case_view(results[i], n, repeated)
         view["trace"] = trace_view(run, results[i])
-        if run.target and run.target.get("kind") == "voice":
-            view["timeline"] = timeline_view(results[i], *_recording(run, results[i], where))
+        view["timeline"] = call_timeline(run, results[i], where)
         if not include_passed_transcripts and view["status"] == "passed":
             view["turns"], view["call_checks"], view["outcome"] = [], [], None
             view["omitted"] = True
@@ -125,7 +104,7 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
         cases.append(view)
     tags = sorted({t for r in results for t in r.tags})
     status_counts = {s: getattr(summary.total, s) for s in STATUSES}
-    css, js, script_hash = assets(("run.css",), "run.js")
+    css, js, script_hash = assets(("run.css",), ("run.js", "timeline.js"))
     return environment().get_template("run.html.j2").render(
         run=_header_view(run, summary),
         summary=summary,
