@@ -2,9 +2,12 @@
 
     python bench/bench_voice.py                   # 1, 10 and 50 simultaneous calls
     python bench/bench_voice.py --calls 50 --stt none
+    python bench/bench_voice.py --agent test      # against tests/voice_agent.py instead
 
-Each call is the greeting plus two spoken caller turns (espeak-ng, cached) against
-`tests/voice_agent.py` running in another process, with WebRTC VAD on every agent frame.
+Each call is the greeting plus two spoken caller turns (espeak-ng, cached) against the
+embedded agent on the phone (`harness agent serve --voice`, the sim's call flow answering
+with espeak-ng, told the caller's words) running in another process, with WebRTC VAD on
+every agent frame; `--agent test` uses the fixed-answer agent of the tests instead.
 Printed per size:
 
 - frame lateness: how late each of the caller's 20 ms frames went out after its slot on
@@ -71,8 +74,8 @@ async def one_call(target: VoiceTarget, i: int, out: dict[str, list]) -> None:
     out["seconds"].append(line.now() - line.t0)
 
 
-async def run_size(url: str, calls: int, stt: str) -> dict[str, Any]:
-    target = VoiceTarget(VoiceConfig(kind="voice", url=url, turn_end_ms=1000, stt={"kind": stt},
+async def run_size(url: str, calls: int, stt: str, tell: bool) -> dict[str, Any]:
+    target = VoiceTarget(VoiceConfig(kind="voice", url=url, turn_end_ms=1000, stt={"kind": stt}, tell_words=tell,
                                      limits={"concurrency": calls, "case_timeout_s": 120}))
     out: dict[str, list] = {"lateness": [], "starts": [], "seconds": []}
     # synthesise the lines once (cached), as a run with a warm cache does
@@ -90,11 +93,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, action="append", help="simultaneous calls (repeatable)")
     ap.add_argument("--stt", default="none", choices=["none", "pocketsphinx"])
+    ap.add_argument("--agent", default="embedded", choices=["embedded", "test"],
+                    help="embedded: harness agent serve --voice; test: tests/voice_agent.py")
     args = ap.parse_args()
     sizes = args.calls or [1, 10, 50]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    agent = subprocess.Popen([sys.executable, str(ROOT / "tests" / "voice_agent.py")], stdout=subprocess.PIPE,
-                             text=True, env=env)
+    serve = ([sys.executable, "-m", "harness", "agent", "serve", "--voice", "--port", "0"] if args.agent == "embedded"
+             else [sys.executable, str(ROOT / "tests" / "voice_agent.py")])
+    agent = subprocess.Popen(serve, stdout=subprocess.PIPE, text=True, env=env)
     try:
         url = agent.stdout.readline().strip()  # type: ignore[union-attr]
         answers_url = url.replace("ws://", "http://").replace("/media", "/answers")
@@ -102,7 +108,7 @@ def main() -> None:
               f"{'answers':>7}  {'CPU s/call-min':>14}")
         for n in sizes:
             before = len(json.load(urllib.request.urlopen(answers_url)))
-            got = asyncio.run(run_size(url, n, args.stt))
+            got = asyncio.run(run_size(url, n, args.stt, args.agent == "embedded"))
             answers = json.load(urllib.request.urlopen(answers_url))[before:]
             sent: dict[str, list[float]] = {}
             for a in answers:

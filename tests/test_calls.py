@@ -253,7 +253,8 @@ def test_slots_check_names_and_case_faults_are_checked(tmp_path):
     ))
     assert errors == [
         "F:4:14: faults: unknown sim fault 'primary_outag' (expected one of: latency, primary_outage, full_outage, "
-        "rate_limit, server_error, model_update, hallucination; did you mean 'primary_outage'?)",
+        "rate_limit, server_error, model_update, hallucination, slow_first_audio, ignores_barge_in, dead_air, drops_stream; "
+        "did you mean 'primary_outage'?)",
         "F:8:21: slots: unknown slot name 'partysize' (expected one of: date, time, party_size, name, phone, "
         "booking_id, or a name the file lists under `slots:`; did you mean 'party_size'?)",
     ]
@@ -271,7 +272,8 @@ def test_case_faults_take_the_mapping_form_of_a_targets_faults(tmp_path):
     ))
     assert errors == [  # each mistake at its own key or item, although one mapping holds two faults
         "F:5:29: faults: unknown sim fault 'halucination' (expected one of: latency, primary_outage, full_outage, "
-        "rate_limit, server_error, model_update, hallucination; did you mean 'hallucination'?)",
+        "rate_limit, server_error, model_update, hallucination, slow_first_audio, ignores_barge_in, dead_air, drops_stream; "
+        "did you mean 'hallucination'?)",
         "F:5:49: faults: sim fault 'rate_limit' takes a rate between 0 and 1, got '2'",
     ]
 

@@ -153,4 +153,4 @@ def test_its_command_line_option_comes_with_it(tmp_path, monkeypatch):
     # another target's option is refused, naming the target it belongs to
     other = runner.invoke(app, ["run", str(suite), "-q", "--store", store, "--sim-fault", "model_update"])
     assert other.exit_code == 2
-    assert "error: --sim-fault applies to the sim target only (this suite's target is 'echo')" in other.stderr
+    assert "error: --sim-fault applies to the sim or voice target only (this suite's target is 'echo')" in other.stderr

@@ -44,11 +44,11 @@ def environment() -> Environment:
 
 
 @lru_cache(maxsize=None)
-def assets(css: tuple[str, ...], js: str) -> tuple[Markup, Markup, str]:
-    """Packaged stylesheets (joined) and script, and the script's CSP hash. Shipped with the
-    package, they are the only strings the templates emit unescaped."""
+def assets(css: tuple[str, ...], js: str | tuple[str, ...]) -> tuple[Markup, Markup, str]:
+    """Packaged stylesheets and scripts (each joined), and the script's CSP hash. Shipped with
+    the package, they are the only strings the templates emit unescaped."""
     style = "\n".join((TEMPLATES / name).read_text(encoding="utf-8") for name in css)
-    script = (TEMPLATES / js).read_text(encoding="utf-8")
+    script = "\n".join((TEMPLATES / name).read_text(encoding="utf-8") for name in ((js,) if isinstance(js, str) else js))
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     return Markup(style), Markup(script), f"'sha256-{digest}'"
 
@@ -132,7 +132,23 @@ def turn_view(t: Turn, checks: list[dict[str, Any]]) -> dict[str, Any]:
         "state": compact(r.state) if r.state else "",
         "ended": r.ended,
         "checks": checks,
+        "voice": _voice_figures(r.voice) if r.voice else [],
     }
+
+
+def _voice_figures(v: dict[str, Any]) -> list[str]:
+    """A voice turn's measured figures, as short phrases for the turn's meta line."""
+    out = []
+    if isinstance(v.get("response_ms"), (int, float)):
+        out.append(f"response {fmt_ms(v['response_ms'])}")
+    if v.get("silence_ms"):
+        out.append(f"longest silence {fmt_ms(v['silence_ms'])}")
+    if v.get("talk_over_ms"):
+        out.append(f"talked over caller {fmt_ms(v['talk_over_ms'])}")
+    barge = v.get("barge_in") or {}
+    if barge:
+        out.append(f"barge-in: stopped after {fmt_ms(barge.get('stop_ms'))}" + (" (clear)" if barge.get("cleared") else ""))
+    return out
 
 
 def trace_view(run: Any, r: CaseResult) -> dict[str, str | None] | None:
@@ -141,6 +157,97 @@ def trace_view(run: Any, r: CaseResult) -> dict[str, str | None] | None:
 
     ref = trace_ref(run, r.case_id, r.repeat_index, r.status)
     return {"trace_id": ref.trace_id, "url": ref.url} if ref is not None else None
+
+
+_TL_KINDS = {"caller": ("caller", "caller speaks"), "barge_in": ("caller", "caller talks over the agent"),
+             "dtmf": ("caller", "keypad"), "silence": ("caller", "caller silent"), "agent": ("agent", "agent speaks")}
+
+
+def timeline_view(r: CaseResult, audio: str | None = None, audio_ms: float = 0.0) -> dict[str, Any] | None:
+    """A voice call on one time axis: who spoke when (caller, agent, silence, barge-in, DTMF)
+    and the measured gaps (response times, the agent stopping after a barge-in, its
+    reprompt after a silence), as percentages of the call's length. None for a call with no
+    audio. `audio`: the relative link to the call's recording, when there is one, `audio_ms`
+    its length (the axis spans it, so a click at a point plays that moment)."""
+    turns = r.transcript.turns if r.transcript is not None else []
+    if not turns or not any(t.reply.voice for t in turns):
+        return None
+    rows: dict[str, list[dict[str, Any]]] = {"caller": [], "agent": [], "gaps": []}
+    end = 0.0
+
+    def seg(row: str, kind: str, a: Any, b: Any, label: str, title: str) -> None:
+        nonlocal end
+        if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or b < a:
+            return
+        rows[row].append({"kind": kind, "a": float(a), "b": float(b), "label": label, "title": title})
+        end = max(end, float(b))
+
+    for t in turns:
+        v = t.reply.voice or {}
+        for item in v.get("timeline") or []:
+            if not isinstance(item, (list, tuple)) or len(item) < 3 or item[0] not in _TL_KINDS:
+                continue
+            row, what = _TL_KINDS[item[0]]
+            label = str(item[3]) if item[0] == "dtmf" and len(item) > 3 else ""
+            seg(row, item[0], item[1], item[2], label,
+                f"{what}{' ' + label if label else ''}: {fmt_ms(item[1])} → {fmt_ms(item[2])}")
+        said = v.get("caller_ms")
+        response = v.get("response_ms")
+        if isinstance(response, (int, float)):
+            if v.get("kind") == "silence" and isinstance(v.get("timeline"), list) and v["timeline"]:
+                start = v["timeline"][0][1] if v["timeline"][0][0] == "silence" else None
+                if isinstance(start, (int, float)):
+                    seg("gaps", "reprompt", start, start + response, f"{response:,.0f} ms",
+                        f"agent spoke up {fmt_ms(response)} into the caller's silence")
+            elif isinstance(said, list) and len(said) == 2:
+                seg("gaps", "response", said[1], said[1] + response, f"{response:,.0f} ms",
+                    f"response time: caller's last sound → agent's first audio, {fmt_ms(response)}")
+        barge = v.get("barge_in") or {}
+        if isinstance(barge.get("said_ms"), list) and isinstance(barge.get("stop_ms"), (int, float)):
+            b0 = barge["said_ms"][0]
+            seg("gaps", "stop", b0, b0 + max(barge["stop_ms"], 1.0), f"stop {barge['stop_ms']:,.0f} ms",
+                f"barge-in: the agent stopped {fmt_ms(barge['stop_ms'])} after the caller cut in"
+                + (" (clear)" if barge.get("cleared") else ""))
+    if end <= 0:
+        return None
+    total = max(end * 1.02, audio_ms)
+    for items in rows.values():
+        for x in items:
+            x["left"] = f"{x['a'] / total * 100:.3f}"
+            x["width"] = f"{max((x['b'] - x['a']) / total * 100, 0.15):.3f}"
+    step = next((s for s in (1000, 2000, 5000, 10000, 15000, 30000, 60000) if total / s <= 12), 120000)
+    ticks = [{"left": f"{ms / total * 100:.3f}", "label": f"{ms / 1000:g} s"} for ms in range(0, int(total), step)]
+    return {"rows": [{"name": name, "segs": items} for name, items in rows.items()], "ticks": ticks,
+            "total_ms": round(total), "audio": audio}
+
+
+def recording_link(run: Any, r: CaseResult, where: Path | None) -> tuple[str | None, float]:
+    """The relative link from the report's folder to a voice call's recording, if it was kept
+    (the target's `recordings`), and its length in ms (read from the WAV header)."""
+    target = run.target if isinstance(getattr(run, "target", None), dict) else {}
+    folder = target.get("recordings")
+    if where is None or not isinstance(folder, str) or not folder:
+        return None, 0.0
+    wav = Path(folder) / f"{r.case_id}.{r.repeat_index}.wav"
+    import wave
+
+    try:
+        with wave.open(str(wav)) as w:
+            length = w.getnframes() / w.getframerate() * 1000
+    except (OSError, EOFError, wave.Error):
+        return None, 0.0
+    import os
+    from urllib.parse import quote
+
+    return quote(Path(os.path.relpath(wav, where)).as_posix()), length
+
+
+def call_timeline(run: Any, r: CaseResult, where: Path | None) -> dict[str, Any] | None:
+    """The timeline of a call on a voice target (None for any other target: no per-case cost)."""
+    target = getattr(run, "target", None)
+    if not isinstance(target, dict) or target.get("kind") != "voice":
+        return None
+    return timeline_view(r, *recording_link(run, r, where))
 
 
 def case_view(r: CaseResult, idx: int, repeated: set[str]) -> dict[str, Any]:
@@ -185,6 +292,7 @@ def case_view(r: CaseResult, idx: int, repeated: set[str]) -> dict[str, Any]:
         "turns": turns,
         "call_checks": call_checks,
         "outcome": outcome,
+        "timeline": None,  # a voice call's timeline: set by the run report (timeline_view)
     }
 
 

@@ -23,6 +23,7 @@ from ._pages import (
     assets,
     case_view,
     trace_view,
+    call_timeline,
     environment,
     fmt_duration,
     fmt_time,
@@ -72,9 +73,10 @@ def _header_view(run: RunInfo, summary: RunSummary) -> dict[str, Any]:
 
 
 def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_passed_transcripts: bool = True,
-                    summary: RunSummary | None = None) -> str:
+                    summary: RunSummary | None = None, where: Path | None = None) -> str:
     """Render the report. With `include_passed_transcripts=False` passed cases keep their row
-    but not their transcript, which keeps a 10 000-case report small."""
+    but not their transcript, which keeps a 10 000-case report small. `where`: the report's
+    folder, which a voice call's recording is linked from (never embedded)."""
     summary = summary or summarize(results, run)
     repeated = repeated_case_ids(results)
     order = sorted(range(len(results)), key=lambda i: (STATUS_ORDER.get(results[i].status, 1), results[i].topic, results[i].case_id, results[i].repeat_index, i))
@@ -82,6 +84,7 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
     for n, i in enumerate(order, 1):
         view = case_view(results[i], n, repeated)
         view["trace"] = trace_view(run, results[i])
+        view["timeline"] = call_timeline(run, results[i], where)
         if not include_passed_transcripts and view["status"] == "passed":
             view["turns"], view["call_checks"], view["outcome"] = [], [], None
             view["omitted"] = True
@@ -90,7 +93,7 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
         cases.append(view)
     tags = sorted({t for r in results for t in r.tags})
     status_counts = {s: getattr(summary.total, s) for s in STATUSES}
-    css, js, script_hash = assets(("run.css",), "run.js")
+    css, js, script_hash = assets(("run.css",), ("run.js", "timeline.js"))
     return environment().get_template("run.html.j2").render(
         run=_header_view(run, summary),
         summary=summary,
@@ -112,4 +115,5 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
 def write_run_html(path: str | os.PathLike[str], run: RunInfo, results: Sequence[CaseResult],
                    summary: RunSummary | None = None, **kwargs: Any) -> Path:
     """Write the HTML report to `path` (parents created) and return the path."""
+    kwargs.setdefault("where", Path(path).resolve().parent)
     return write_text_atomic(path, render_run_html(run, results, summary=summary, **kwargs))

@@ -27,6 +27,7 @@ from ._pages import (
     STATUS_LABEL,
     STATUS_ORDER,
     assets,
+    call_timeline,
     case_view,
     trace_view,
     environment,
@@ -245,7 +246,7 @@ def _title(data: TrendData) -> str:
     return f"Trends · {scope}"
 
 
-def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = True,
+def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = True, where: Path | None = None,
                       summary: RunSummary | None = None) -> str:
     """Render the page for data already read from the store. `summary` is the focus run's own
     `RunSummary` when the caller has it (the run just finished); else it is computed here from
@@ -260,6 +261,7 @@ def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = Tru
     for n, i in enumerate(order, 1):
         view = case_view(results[i], n, repeated)
         view["trace"] = trace_view(data.focus, results[i])
+        view["timeline"] = call_timeline(data.focus, results[i], where)
         view["omitted"] = not include_passed_transcripts and view["status"] == "passed"
         cases.append(view)
     status_counts = {s: sum(1 for r in results if r.status == s) for s in STATUSES}
@@ -270,7 +272,7 @@ def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = Tru
     level = focus["level"] if focus else "empty"
     badge = (verdict["cls"].upper() if verdict else LEVEL_BADGE.get(level, "NO RUNS"))
     flaky = [_flaky_view(f) for f in data.flaky]
-    css, js, script_hash = assets(("run.css", "trend.css"), "trend.js")
+    css, js, script_hash = assets(("run.css", "trend.css"), ("trend.js", "timeline.js"))
     return environment().get_template("trend.html.j2").render(
         title=_title(data), suite=data.suite, span=span, run_count=len(runs), since=fmt_time(data.since) if data.since else None,
         badge=badge, badge_slug=verdict["slug"] if verdict else "", level=level, focus=focus, verdict=verdict,
@@ -308,10 +310,11 @@ def write_trend_report(store: Store, *, suite: str | None, since_s: float | None
     if summary is not None and (data.focus is None or data.focus.run_id != focus_run):
         summary = None  # the page is about another run than the summary's
     full = len(data.focus_results) <= FULL_TRANSCRIPTS_MAX
-    html = render_trend_html(data, include_passed_transcripts=full, summary=summary)
+    where = Path(out_dir).resolve()
+    html = render_trend_html(data, include_passed_transcripts=full, summary=summary, where=where)
     if full and len(html.encode("utf-8")) > SIZE_BUDGET_BYTES:
         # long answers: keep every failing call's transcript, drop the passed ones' to stay light
-        html = render_trend_html(data, include_passed_transcripts=False, summary=summary)
+        html = render_trend_html(data, include_passed_transcripts=False, summary=summary, where=where)
     name = report_filename(suite, data.focus.run_id if focus_run and data.focus else None)
     return write_text_atomic(Path(out_dir) / name, html)
 

@@ -53,4 +53,5 @@
     byId("cases").scrollIntoView({ behavior: "smooth" });
   });
   apply();
+
 })();

@@ -3,7 +3,9 @@
 Drift detection, infra classification and the trend report all need bad days to show.
 Each knob reproduces one kind of bad day a real phone service has: slow turns, a primary
 model outage served by the fallback, no model at all, 429 bursts, a silent model update,
-and an agent that promises a table that is not free.
+and an agent that promises a table that is not free. The voice knobs act only when the
+agent answers the phone (`harness agent serve --voice`): its first audio comes late, it talks
+on when the caller barges in, it leaves dead air inside an answer, or the stream drops.
 
 A fault is written `name` or `name:value` (CLI `--sim-fault hallucination:0.2`) or, in a
 suite, a mapping `{hallucination: 0.2}`.
@@ -23,7 +25,7 @@ class FaultInfo:
     name: str
     help: str
     default: float | None  # value used when none is given; None for on/off faults
-    unit: str  # "rate" (0..1), "ms", or "" (takes no value)
+    unit: str  # "rate" (0..1), "ms", "count" (a whole number >= 1), or "" (takes no value)
 
 
 FAULTS: dict[str, FaultInfo] = {
@@ -39,6 +41,12 @@ FAULTS: dict[str, FaultInfo] = {
         FaultInfo("model_update", "the primary model is silently updated: same meaning, new wording and fingerprint",
                   None, ""),
         FaultInfo("hallucination", "share of fully booked times the agent wrongly confirms as free", 0.5, "rate"),
+        # voice only (harness agent serve --voice): what a caller hears go wrong
+        FaultInfo("slow_first_audio", "voice: milliseconds of silence before each answer's first audio", 3000.0, "ms"),
+        FaultInfo("ignores_barge_in", "voice: the agent talks on when the caller talks over it (no clear)", None, ""),
+        FaultInfo("dead_air", "voice: milliseconds of silence in the middle of each answer", 2000.0, "ms"),
+        FaultInfo("drops_stream", "voice: the media stream's connection is cut after this many answers", 2.0,
+                  "count"),
     )
 }
 
@@ -71,11 +79,13 @@ def _check(name: str, raw: Any) -> float | None:
         raise ValueError(f"sim fault {name!r} takes a rate between 0 and 1, got {raw!r}")
     if info.unit == "ms" and value < 0:
         raise ValueError(f"sim fault {name!r} takes milliseconds >= 0, got {raw!r}")
+    if info.unit == "count" and (value < 1 or value != int(value)):
+        raise ValueError(f"sim fault {name!r} takes a whole number >= 1, got {raw!r}")
     return value
 
 
 def _expects(info: FaultInfo) -> str:
-    return "a rate between 0 and 1" if info.unit == "rate" else "milliseconds"
+    return {"rate": "a rate between 0 and 1", "count": "a whole number >= 1"}.get(info.unit, "milliseconds")
 
 
 def parse_faults(items: list[Any]) -> list[str]:
@@ -106,6 +116,10 @@ class Faults:
     server_error: float = 0.0
     model_update: bool = False
     hallucination: float = 0.0
+    slow_first_audio_ms: float = 0.0
+    ignores_barge_in: bool = False
+    dead_air_ms: float = 0.0
+    drops_stream: int = 0
 
     @classmethod
     def from_strings(cls, items: list[str]) -> "Faults":
@@ -115,8 +129,10 @@ class Faults:
             info = FAULTS[name]
             if not info.unit:
                 values[name] = True
-            elif name == "latency":
-                values["latency_ms"] = value if value is not None else info.default
+            elif info.unit == "ms":
+                values[f"{name}_ms"] = value if value is not None else info.default
+            elif info.unit == "count":
+                values[name] = int(value if value is not None else info.default or 1)
             else:
                 values[name] = value if value is not None else info.default
         return cls(**values)

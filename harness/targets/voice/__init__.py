@@ -17,6 +17,12 @@ callers speak their lines through the caller's voice (`tts`); `silence: N` keeps
 seconds; `dtmf: "1#"` sends `dtmf` events (with in-band tones if `dtmf_tones`); a turn's
 `barge_in: {after_ms, say}` talks over the agent's answer.
 
+With `serve: embedded` (and no `url`) the target starts the embedded restaurant agent
+(`harness agent serve --voice`, in a process of its own so its clock is not the caller's)
+on a free port for the run, with the sim's fault knobs in `faults:` (or `--sim-fault`), and
+tells it the caller's words (`tell_words`, a test shortcut: offline recognition of synthetic
+speech is too poor to drive a call flow).
+
 Each reply carries what was measured on the audio (`AgentReply.voice`): the response time
 (end of the caller's speech → the agent's first voiced audio, also its `first_token_ms`),
 the longest silence inside the answer, talk-over, barge-in stop time, reprompt time. Its text
@@ -27,15 +33,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Literal
+from typing import Any, Literal, Mapping, Sequence
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ...errors import ConfigError, InfraError
 from ...httpclient import safe_endpoint
 from ...records import AgentReply, Outcome
 from ...spec import CaseSpec
-from ..base import CallContext, Conversation, Target, TargetConfig, register
+from ..base import CallContext, Conversation, Target, TargetConfig, TargetOption, register
 from .config import SttConfig, TtsConfig
 
 __all__ = ["VoiceConfig", "VoiceTarget"]
@@ -44,7 +50,14 @@ __all__ = ["VoiceConfig", "VoiceTarget"]
 class VoiceConfig(TargetConfig):
     """Settings of the `voice` target."""
 
-    url: str = Field(description="the agent's media-stream WebSocket, ws:// or wss://")
+    url: str | None = Field(default=None, description="the agent's media-stream WebSocket, ws:// or wss://")
+    serve: Literal["embedded"] | None = Field(
+        default=None, description="embedded: start the embedded restaurant agent for the run (instead of url)")
+    faults: list[str] = Field(default_factory=list,
+                              description="serve: embedded — the agent's fault knobs, as the sim target's")
+    tell_words: bool | None = Field(
+        default=None, description="test shortcut: a `caller-words:` mark before each caller line (default: "
+                                  "on with serve: embedded, else off)")
     headers: dict[str, str] = Field(default_factory=dict, description="handshake headers (never recorded)")
     custom_parameters: dict[str, str] = Field(default_factory=dict, description="sent in start.customParameters")
     greet: bool = Field(default=True, description="listen for the agent's opening line before the caller speaks")
@@ -63,10 +76,31 @@ class VoiceConfig(TargetConfig):
 
     @field_validator("url")
     @classmethod
-    def _ws_url(cls, v: str) -> str:
-        if not v.startswith(("ws://", "wss://")):
+    def _ws_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("ws://", "wss://")):
             raise ValueError("expected a ws:// or wss:// URL such as ws://127.0.0.1:8765/media")
         return v
+
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _fault_list(cls, v: Any) -> Any:
+        if isinstance(v, (str, dict)):
+            v = [v]
+        if not isinstance(v, list):
+            raise ValueError("expected a list of faults, e.g. [slow_first_audio, 'dead_air:4000']")
+        out: list[str] = []
+        for item in v:  # names and values are checked by the embedded agent when it starts
+            pairs = item.items() if isinstance(item, dict) else [(item, None)]
+            out += [str(k) if val is None else f"{k}:{val}" for k, val in pairs]
+        return out
+
+    @model_validator(mode="after")
+    def _url_or_serve(self) -> "VoiceConfig":
+        if (self.url is None) == (self.serve is None):
+            raise ValueError("give the agent's url (ws://…/media) or serve: embedded, one of the two")
+        if self.faults and self.serve is None:
+            raise ValueError("faults: apply to the embedded agent only (serve: embedded)")
+        return self
 
 
 @register
@@ -75,14 +109,33 @@ class VoiceTarget(Target):
     config_model = VoiceConfig
     description = "a voice agent on a Twilio Media Streams WebSocket: real-time μ-law audio, DTMF, barge-in"
     config: VoiceConfig
+    cli_options = (TargetOption(
+        "--sim-fault", "FAULT", "Inject a fault into the embedded agent (serve: embedded), e.g. dead_air:4000."),)
+
+    @classmethod
+    def with_cli_options(cls, raw: Mapping[str, Any], given: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+        """`--sim-fault` adds to `faults:` of the embedded agent."""
+        out = dict(raw)
+        faults = list(given.get("--sim-fault", ()))
+        if faults:
+            if out.get("serve") != "embedded":
+                raise ConfigError("--sim-fault applies to the voice target only with serve: embedded")
+            out["faults"] = [*(out.get("faults") or []), *faults]
+        return out
 
     def __init__(self, config: VoiceConfig, *, root: str | None = None):
         super().__init__(config)
         if config.vad == "webrtc" and not _has("webrtcvad"):
             raise ConfigError("target.vad: webrtc needs webrtcvad-wheels (pip install 'harness[voice]'), "
                               "or set vad: energy")
-        self.safe_url = safe_endpoint(config.url)
         self._root = root or "."
+        self._served: Any = None
+        if config.serve == "embedded":
+            self._served = _EmbeddedAgent(config)
+            config = config.model_copy(update={"url": self._served.url})
+            self.config = config
+        self.tell_words = config.tell_words if config.tell_words is not None else config.serve == "embedded"
+        self.safe_url = safe_endpoint(config.url or "")
         self._tts: Any = None
         self._stt: Any = None
         self._session: Any = None
@@ -108,8 +161,14 @@ class VoiceTarget(Target):
 
     def describe(self) -> dict[str, Any]:
         tts, stt = self.speech()
-        return {"kind": self.kind, "url": self.safe_url, "tts": self.config.tts.kind, "stt": stt.kind,
-                "vad": self.config.vad}
+        out = {"kind": self.kind, "url": self.safe_url, "tts": self.config.tts.kind, "stt": stt.kind,
+               "vad": self.config.vad}
+        if self.config.recordings:  # where the report links each call's recording from
+            where = self.config.recordings
+            out["recordings"] = os.path.abspath(where if os.path.isabs(where) else os.path.join(self._root, where))
+        if self.config.serve:
+            out.update(serve=self.config.serve, faults=list(self.config.faults), tell_words=self.tell_words)
+        return out
 
     async def open(self, case: CaseSpec, ctx: CallContext) -> Conversation:
         import aiohttp
@@ -127,7 +186,7 @@ class VoiceTarget(Target):
 
         async def connect() -> Any:
             try:
-                return await self._session.ws_connect(c.url, heartbeat=None, max_msg_size=4 * 1024 * 1024,
+                return await self._session.ws_connect(c.url or "", heartbeat=None, max_msg_size=4 * 1024 * 1024,
                                                       timeout=aiohttp.ClientWSTimeout(ws_close=5.0))
             except aiohttp.WSServerHandshakeError as e:
                 kind = "server_error" if e.status >= 500 else "protocol"
@@ -138,7 +197,12 @@ class VoiceTarget(Target):
                                  endpoint=self.safe_url) from None
 
         ws = await ctx.request(connect, what=f"media stream ({self.safe_url})")
-        custom = {"case_id": case.id, "repeat": str(ctx.repeat_index), **c.custom_parameters}
+        custom = {"case_id": case.id, "repeat": str(ctx.repeat_index)}
+        if case.resolved_language or case.language:
+            custom["language"] = str(case.resolved_language or case.language)
+        if case.faults:  # a chaos case's own faults, for an agent that takes them (the embedded one does)
+            custom["faults"] = ",".join(case.faults)
+        custom.update(c.custom_parameters)
         line = Line(ws, vad=audio.make_vad(c.vad, c.vad_aggressiveness), custom=custom,
                     max_audio_s=c.limits.case_timeout_s + 60, endpoint=self.safe_url, dtmf_tones=c.dtmf_tones,
                     record=bool(c.recordings))
@@ -158,6 +222,47 @@ class VoiceTarget(Target):
         for engine in (self._tts, self._stt):
             if engine is not None:
                 await engine.aclose()
+        if self._served is not None:
+            await asyncio.to_thread(self._served.stop)
+            self._served = None
+
+
+class _EmbeddedAgent:
+    """`harness agent serve --voice` in a child process on a free port, for this run only.
+
+    It goes when the run closes the target, and also when this process dies (it watches its
+    stdin). A mistake in its faults is a configuration error, as in the sim target."""
+
+    def __init__(self, config: VoiceConfig):
+        import subprocess
+        import sys
+
+        args = [sys.executable, "-m", "harness", "agent", "serve", "--voice", "--port", "0", "--until-stdin-closes"]
+        for f in config.faults:
+            args += ["--fault", f]
+        import tempfile
+
+        self.log = tempfile.TemporaryFile("w+")  # what it says on stderr, read if it fails to start
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline().strip() if self.proc.stdout else ""  # the URL, once it is ready
+        if not line.startswith("ws://"):
+            self.proc.wait()
+            self.log.seek(0)
+            err = self.log.read()
+            last = [x for x in err.strip().splitlines() if x.strip()][-1:] or [f"exit code {self.proc.returncode}"]
+            raise ConfigError(f"target.serve: the embedded voice agent did not start: "
+                              f"{last[0].removeprefix('error: ')}")
+        self.url = line
+
+    def stop(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except Exception:  # noqa: BLE001 — it did not go in time: it goes now
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
 
 
 def _warm_up(vad: str) -> None:

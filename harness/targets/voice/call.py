@@ -60,7 +60,7 @@ class VoiceConversation(Conversation):
             return await self._answer(start, seconds, {"kind": "silence", "quiet_ms": round(seconds * 1000)},
                                       reprompt=True)
         audio = await self.tts.speak(caller, self.language, self._request)
-        u = line.say(audio)
+        u = line.say(audio, words=caller if self.target.tell_words else None)
         await u.done
         self.segments.append(["caller", line.rel(u.started_at), line.rel(u.ended_at)])
         voice: dict[str, Any] = {"kind": "say", "caller_ms": [line.rel(u.started_at), line.rel(u.ended_at)],
@@ -114,7 +114,7 @@ class VoiceConversation(Conversation):
         voice["timeline"], self._shown = self.segments[self._shown:], len(self.segments)
         text = await self.stt.transcribe(line.pcm(start, end), self.language, self._request)
         return AgentReply(text=text, first_token_ms=voice["response_ms"], total_ms=round((end - after) * 1000, 1),
-                          route="voice", voice=voice, ended=line.hung_up)
+                          voice=voice, ended=line.hung_up)
 
     async def _first_voice(self, after: float, deadline: float) -> Any:
         line = self.line
@@ -154,7 +154,7 @@ class VoiceConversation(Conversation):
                 return
             await line.wait(at)
         audio = await self.tts.speak(barge.say, self.language, self._request)
-        u = line.say(audio)
+        u = line.say(audio, words=barge.say if self.target.tell_words else None)
         await u.done
         self.segments.append(["barge_in", line.rel(u.started_at), line.rel(u.ended_at)])
         said = u.started_at

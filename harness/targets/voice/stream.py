@@ -38,6 +38,7 @@ class Utterance:
     ended_at: float | None = None
     pos: int = 0
     done: asyncio.Future | None = None
+    words: str | None = None  # told to the agent in a `caller-words:` mark before the first frame (test shortcut)
 
 
 @dataclass(slots=True)
@@ -125,8 +126,8 @@ class Line:
 
     # --- the caller's side ---------------------------------------------------------------------
 
-    def say(self, ulaw: bytes) -> Utterance:
-        return self._enqueue(Utterance(frames=audio.frames_of(ulaw)))
+    def say(self, ulaw: bytes, words: str | None = None) -> Utterance:
+        return self._enqueue(Utterance(frames=audio.frames_of(ulaw), words=words))
 
     def keys(self, digits: str, tone_ms: int = 100, gap_ms: int = 100) -> Utterance:
         """Keypad presses: a `dtmf` event per digit, with the in-band tone when asked for."""
@@ -171,6 +172,10 @@ class Line:
                 if u is not None:
                     if u.pos == 0:
                         u.started_at = now
+                        if u.words is not None:
+                            await self._send({"event": "mark", "sequenceNumber": self._next_seq(),
+                                              "streamSid": self.stream_sid,
+                                              "mark": {"name": f"caller-words:{u.words}"}})
                     for index, digit in u.dtmf:
                         if index == u.pos:
                             self.dtmf_sent.append((now, digit))
