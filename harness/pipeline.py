@@ -110,6 +110,7 @@ def _default_group(options: RunOptions) -> str | None:
 
 def prepare(suite_path: str, options: RunOptions):
     """Load and validate everything a run needs; raises ConfigError before anything runs."""
+    from .analysis.inputs import stamp_inputs
     from .loading import load_cases, load_suite, suite_position_of, suite_target_raw
     from .runner import compile_case, plan_items
     from .targets import create
@@ -129,6 +130,7 @@ def prepare(suite_path: str, options: RunOptions):
     target.root = suite.root
     repeat = options.repeat or suite.repeat
     compiled = [compile_case(c, repeat) for c in cases]
+    stamp_inputs(target, compiled)
     if options.repeat:
         for c in compiled:
             c.repeat = options.repeat
@@ -332,10 +334,16 @@ def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code:
 
 
 def _accept_if_green(store, run: RunInfo, counts: dict[str, int], warnings: list[str]) -> None:
+    """Make the run the suite's baseline: recorded behaviour, failing cases included (any
+    finished run that is not infra); the line says how many fail."""
     from .analysis import accept_baseline
+    from .verdict import Verdict, VerdictClass
 
-    if run.status != "complete" or not counts.get("passed") or any(counts.get(k) for k in ("failed", "error", "not_run")):
-        warnings.append(f"run {run.run_id} was not accepted as the baseline: only a run where every case passed is")
+    verdict = Verdict.of_extra(run.extra)
+    if run.status != "complete" or (verdict is not None and verdict.cls is VerdictClass.INFRA):
+        why = "it is infra" if run.status == "complete" else f"it is {run.status}"
+        warnings.append(f"run {run.run_id} was not accepted as the baseline: {why}; accept a finished run "
+                        "whose calls reached the model")
         return
     try:
         accept_baseline(store, run.run_id, note="run --accept-baseline")
@@ -343,6 +351,7 @@ def _accept_if_green(store, run: RunInfo, counts: dict[str, int], warnings: list
         warnings.append(f"run {run.run_id} was not accepted as the baseline: {e.line()}")
         return
     run.extra["baseline_accepted"] = True
+    run.extra["baseline_failing"] = counts.get("failed", 0)
 
 
 def _run_async(runner, items, target, judge=None, run: RunInfo | None = None, lock=None):

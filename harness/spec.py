@@ -484,14 +484,15 @@ class JudgeSpec(Strict):
     cache: bool = True
 
 
-NotifyWhen = Literal["always", "regression", "drift", "infra", "judge_drift", "failed", "change"]
+NotifyWhen = Literal["always", "regression", "drift", "mixed", "infra", "judge_drift", "failing", "failed", "change"]
 
 
 class SlackSpec(Strict):
     webhook_url: SecretStr | None = None
     token: SecretStr | None = None
     channel: str | None = None
-    when: list[NotifyWhen] = Field(default_factory=lambda: ["regression", "drift", "infra", "judge_drift", "change"])
+    when: list[NotifyWhen] = Field(default_factory=lambda: ["regression", "drift", "mixed", "infra", "judge_drift",
+                                                              "change"])
     api_url: str | None = Field(default=None, description="Slack Web API base URL override (proxies, tests)")
     mention: str | None = None
 

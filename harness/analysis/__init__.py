@@ -111,7 +111,8 @@ def analyse_run(
     current = observe_results(results)
     window = trailing_window(store, run, spec.window)
     ref = build_reference(store, suite.name, window, spec)
-    cmp = compare(current, ref, per_case, spec, default=default)
+    code_changed = run.git_sha != ref.git_sha if run.git_sha and ref.git_sha else None
+    cmp = compare(current, ref, per_case, spec, default=default, code_changed=code_changed)
     verdict = classify(run, cmp, ref, spec)
     verdict.consistency = {
         cid: consistency_entry(obs, per_case.get(cid) or default, ref.cases.get(cid))

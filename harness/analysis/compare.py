@@ -18,6 +18,7 @@ from typing import Any
 
 from ..spec import AnalysisSpec, ReducerSpec
 from ..stats import percentile
+from .behaviour import CaseBehaviour, case_behaviour
 from .consistency import ALL, reduce_case
 from .observe import NO_ROUTE, CaseObs, short
 from .significance import binomial_excess, fisher_drop, holm, mann_whitney_drop
@@ -78,6 +79,7 @@ class Comparison:
     latency: dict[str, Any]
     usage: dict[str, Any]
     infra: dict[str, int]
+    behaviour: list[CaseBehaviour] = field(default_factory=list)
 
     @property
     def significant_cases(self) -> list[CaseDiff]:
@@ -214,18 +216,28 @@ def _topic_stats(current: dict[str, CaseObs], ref: Reference, diffs: list[CaseDi
 
 
 def _serving(current: dict[str, CaseObs], ref: Reference) -> tuple[list[dict], list[dict]]:
+    """Model fingerprint changes per route, and routes the reference never used.
+
+    A reply's (model, fingerprint) is new when the reference never served it *to that case*:
+    a case that always ran on another model (a chaos case, a pinned route) does not make its
+    model "known" for every other case.
+    """
     now: Counter = Counter()
-    for obs in current.values():
-        now.update(obs.serving)
-    before: Counter = Counter()
-    for case_id in current:
-        for obs in ref.pooled(case_id):
-            before.update(obs.serving)
-    if not before:
-        return [], []
+    fresh: Counter = Counter()  # (route, model, fp) -> replies that are new for their case
     known_routes: dict[Any, set[tuple]] = {}
-    for (route, model, fp) in before:
-        known_routes.setdefault(route, set()).add((model, fp))
+    for case_id, obs in current.items():
+        seen: set[tuple] = set()
+        for p in ref.pooled(case_id):
+            seen.update(p.serving)
+        for (route, model, fp) in seen:
+            known_routes.setdefault(route, set()).add((model, fp))
+        now.update(obs.serving)
+        if seen:
+            for key, n in obs.serving.items():
+                if key not in seen:
+                    fresh[key] += n
+    if not known_routes:
+        return [], []
     route_total: Counter = Counter()
     for (route, _, _), n in now.items():
         route_total[route] += n
@@ -239,14 +251,14 @@ def _serving(current: dict[str, CaseObs], ref: Reference) -> tuple[list[dict], l
                 models = sorted({m or "?" for m, _ in pairs})
                 new_routes.append({"route": route, "share": total / all_replies, "models": models})
             continue
-        fresh = {k: n for k, n in pairs.items() if k not in known_routes[route]}
-        share = sum(fresh.values()) / total
-        if fresh and share >= FINGERPRINT_SHARE:
+        new = {(m, f): n for (r, m, f), n in fresh.items() if r == route}
+        share = sum(new.values()) / total
+        if new and share >= FINGERPRINT_SHARE and route != NO_ROUTE:
             changes.append({
                 "route": route,
                 "share": share,
                 "before": sorted(f"{m}/{f}" for m, f in known_routes[route]),
-                "after": sorted(f"{m}/{f}" for m, f in fresh),
+                "after": sorted(f"{m}/{f}" for m, f in new),
             })
     return changes, new_routes
 
@@ -257,10 +269,19 @@ def _per_call(cases: list[CaseObs], attr: str) -> float | None:
 
 
 def compare(current: dict[str, CaseObs], ref: Reference, reducers: dict[str, ReducerSpec],
-            spec: AnalysisSpec, default: ReducerSpec | None = None) -> Comparison:
-    """Everything a verdict is decided from."""
+            spec: AnalysisSpec, default: ReducerSpec | None = None, code_changed: bool | None = None) -> Comparison:
+    """Everything a verdict is decided from. `code_changed` (the git sha moved) stands in for
+    the input fingerprints of results stored before them."""
     default = default or ALL
     diffs, moved = diff_cases(current, ref, reducers, default, spec.alpha)
+    behaviour = []
+    for d in diffs:
+        pooled = ref.pooled(d.case_id)
+        if not pooled:
+            continue
+        # the status to flip from: the baseline's, else the newest healthy run's
+        before = d.before if d.before is not None else reduce_case(pooled[-1], reducers.get(d.case_id) or default).status
+        behaviour.append(case_behaviour(d.case_id, d.topic, before, d.after, current[d.case_id], pooled, code_changed))
     topics, significant, judge_drops = _topic_stats(current, ref, diffs, spec)
     changes, new_routes = _serving(current, ref)
     now_ms = [m for c in current.values() for m in c.turn_ms]
@@ -278,4 +299,5 @@ def compare(current: dict[str, CaseObs], ref: Reference, reducers: dict[str, Red
         "not_run": sum(c.count("not_run") for c in current.values()),
         "outage": sum(c.outage for c in current.values()),
     }
-    return Comparison(diffs, topics, significant, judge_drops, moved, changes, new_routes, latency, usage, infra)
+    return Comparison(diffs, topics, significant, judge_drops, moved, changes, new_routes, latency, usage, infra,
+                      behaviour)

@@ -135,12 +135,18 @@ def _v3_feature_tables(conn: Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _v4_result_inputs(conn: Connection) -> None:
+    """v4: results get `input_fp`, the fingerprint of what reached the model (attribution)."""
+    add_column(conn, "results", Column("input_fp", String(64)))
+
+
 # (version, what it does, step) in ascending order; the last version is SCHEMA_VERSION.
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "create all tables", _v1_create_all),
     (2, "runs.group, runs.message, index runs(suite, started)", _v2_run_group_and_message),
     (3, "feature tables: pending_deliveries, baselines, baseline_cases, suite_locks, schedule_state",
      _v3_feature_tables),
+    (4, "results.input_fp", _v4_result_inputs),
 ]
 
 

@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 
 # Bump together with a new step in migrations.MIGRATIONS.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -92,6 +92,9 @@ results = Table(
     Column("cost", Double),
     Column("checks", JSON, nullable=False),
     Column("transcript", JSON),
+    # added in v4: a hash of our side of the call (rendered request, model name and parameters,
+    # the case's definition); same inputs and different behaviour is the model's doing
+    Column("input_fp", String(64)),
     # a result written twice (a retried batch, a resumed run) replaces itself, never doubles
     UniqueConstraint("run_id", "case_id", "repeat_index", name="uq_results_run_case_repeat"),
 )

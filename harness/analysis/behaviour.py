@@ -1,0 +1,430 @@
+"""Did behaviour move beyond what the reference's own variation explains, which way, and whose doing?
+
+Per case, what it did now is set against what it did in the reference (the baseline and the
+healthy runs of the trailing window, each with its repeats):
+
+- **check outcomes**: the reduced pass/fail before and now; across cases a paired exact test
+  (McNemar) says whether flips lean one way: worse, or better;
+- **answers**: new when the reference was word-for-word stable and today differs, or — where
+  the reference itself varied — when today's answer is further from every reference answer
+  than the reference's answers were from each other (a paraphrase-tolerant word distance);
+- **structure** (the answer's shape: a JSON object's keys, a bracketed or quoted form) and
+  **refusals** ("I'm sorry, I can't …", "this is subjective"): new values the reference never had;
+- **length**, **tokens** and **latency**: paired signed-rank tests of today's median against the
+  reference's, per case, with a minimum effect.
+
+Variation is measured, never assumed: how often a case's answer (its shape, its refusal)
+moves anyway is counted on the reference itself — each healthy run against the ones before it,
+each repeat against the other repeats — and the count of moved cases today is tested against
+that rate (a one-sided binomial test). With one reference run and no repeats nothing is
+measured yet; the rate is then taken as one half and the evidence says so.
+
+Each signal yields a p-value; the signals of one run are corrected together by Holm's method
+(`MULTIPLE_TESTING`), so testing nine things at once does not give nine chances of a false alarm.
+
+Attribution reads the input fingerprints (`harness.analysis.inputs`): a case whose inputs are
+the reference's and whose behaviour moved is on the model's side; a case whose inputs changed
+is on ours; when its model identity (model name, fingerprint) changed too, it is on both.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any
+
+from .observe import NO_ROUTE, CaseObs
+
+__all__ = ["CaseBehaviour", "MULTIPLE_TESTING", "Signal", "SideSignals", "case_behaviour", "side_signals",
+           "is_refusal", "shape_of", "word_distance"]
+
+MULTIPLE_TESTING = "Holm"
+MIN_LENGTH_RATIO = 1.25  # a median length (tokens) change smaller than this is not worth a verdict
+LATENCY_VERDICT_FLOOR_MS = 100.0  # a median latency shift below this never makes a verdict
+MAX_DISTINCT = 8  # reference answers a case's spread is measured on (the most recent distinct ones)
+
+REFUSAL = re.compile(
+    r"\b(?:i'?m sorry|i am sorry|i apologi[sz]e|i can(?:no|')t (?:help|assist|answer|provide|do)|i am unable|i'm unable"
+    r"|as an ai|i (?:do not|don't) have (?:personal )?(?:opinions|preferences|beliefs|feelings)"
+    r"|(?:this|that|it) is (?:a )?(?:highly )?subjective|i must decline)|申し訳(?:ございません|ありません)|お答えできません",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"\w+")
+_OPEN, _CLOSE = "[{(<*#`\"'", "]})>*`\"'"
+
+
+def is_refusal(text: str) -> bool:
+    return REFUSAL.search(text) is not None
+
+
+def shape_of(text: str) -> str:
+    """The answer's structure: a JSON object's keys, else the brackets or quotes around it."""
+    t = text.strip()
+    if t[:1] in ("{", "["):
+        try:
+            value = json.loads(t)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            return "json{" + ",".join(sorted(map(str, value))) + "}"
+        if isinstance(value, list):
+            return "json[]"
+    head = t[:1] if t[:1] and t[:1] in _OPEN else ""
+    tail = t[-1:] if t[-1:] and t[-1:] in _CLOSE else ""
+    return f"{head}…{tail}"
+
+
+def _words(text: str) -> Counter:
+    return Counter(_WORD.findall(text))
+
+
+def word_distance(a: Counter, b: Counter) -> float:
+    """1 − the multiset Jaccard similarity of two answers' words (0: same words, 1: none shared)."""
+    if not a and not b:
+        return 0.0
+    inter = sum((a & b).values())
+    union = sum((a | b).values())
+    return 1.0 - inter / union if union else 0.0
+
+
+def _majority(flags: list[bool]) -> bool:
+    return bool(flags) and sum(flags) * 2 > len(flags)
+
+
+def _answers(obs: CaseObs) -> list[str]:
+    return [a for a in obs.answers if a is not None]
+
+
+class _Answers:
+    """A reference's answers to one case, and whether a new one is outside their variation."""
+
+    def __init__(self, texts: list[str]):
+        distinct = list(dict.fromkeys(texts))[-MAX_DISTINCT:]
+        self.seen = set(texts)
+        self.stable = len(set(texts)) == 1
+        self.words = [_words(t) for t in distinct]
+        spread = 0.0
+        if len(self.words) > 1:
+            for i, w in enumerate(self.words):
+                spread = max(spread, min(word_distance(w, o) for j, o in enumerate(self.words) if j != i))
+        self.spread = spread
+
+    def new(self, text: str) -> bool:
+        if text in self.seen:
+            return False
+        if self.stable or not self.words:
+            return True  # word-for-word stable before: any difference is a change
+        w = _words(text)
+        return min(word_distance(w, o) for o in self.words) > self.spread + 1e-9
+
+
+def _moved_answers(now: list[str], ref: list[str]) -> bool:
+    if not now or not ref:
+        return False
+    pool = _Answers(ref)
+    return _majority([pool.new(a) for a in now])
+
+
+def _moved_values(now: list[Any], ref: list[Any]) -> bool:
+    if not now or not ref:
+        return False
+    seen = set(ref)
+    return _majority([v not in seen for v in now])
+
+
+FEATURES = ("answer", "shape", "refusal")
+
+
+def _feature_values(obs: CaseObs) -> dict[str, list[Any]]:
+    texts = _answers(obs)
+    return {"answer": texts, "shape": [shape_of(t) for t in texts], "refusal": [is_refusal(t) for t in texts]}
+
+
+def _moved(feature: str, now: list[Any], ref: list[Any]) -> bool:
+    return _moved_answers(now, ref) if feature == "answer" else _moved_values(now, ref)
+
+
+def _null(pooled: list[dict[str, list[Any]]]) -> dict[str, tuple[int, int]]:
+    """(moves, trials) per feature on the reference itself: each run against the ones before it,
+    and each repeat of a run against its other repeats."""
+    out: dict[str, tuple[int, int]] = {}
+    for feature in FEATURES:
+        events = trials = 0
+        for t in range(1, len(pooled)):
+            before = [v for p in pooled[:t] for v in p[feature]]
+            if before and pooled[t][feature]:
+                trials += 1
+                events += _moved(feature, pooled[t][feature], before)
+        for p in pooled[-3:]:  # repeats: the newest few reference runs are enough
+            values = p[feature]
+            if len(values) > 1:
+                for i, v in enumerate(values):
+                    trials += 1
+                    events += _moved(feature, [v], values[:i] + values[i + 1:])
+        out[feature] = (events, trials)
+    return out
+
+
+def _median_len(texts: list[str]) -> float | None:
+    return median(len(_WORD.findall(t)) or 1 for t in texts) if texts else None
+
+
+def _log_ratio(now: float | None, before: float | None) -> float | None:
+    if now is None or before is None or now <= 0 or before <= 0:
+        return None
+    return math.log(now / before)
+
+
+def _identity(obs: CaseObs) -> set[tuple[Any, Any]]:
+    return {(m, f) for (r, m, f) in obs.serving if r != NO_ROUTE and (m or f)}
+
+
+@dataclass
+class CaseBehaviour:
+    case_id: str
+    topic: str
+    before: str | None  # reduced status in the baseline
+    after: str
+    moved: dict[str, bool] = field(default_factory=dict)  # feature -> moved beyond the reference
+    null: dict[str, tuple[int, int]] = field(default_factory=dict)  # feature -> (moves, trials) on the reference
+    compared: bool = False  # the case has answers now and in the reference
+    refusing: tuple[bool, bool] | None = None  # (before, now): most answers refuse
+    length: float | None = None  # log(median words now / median words before)
+    tokens: float | None = None  # log(tokens per call now / before)
+    latency: tuple[float, float] | None = None  # (median turn ms now, before)
+    ours: bool | None = None  # our inputs changed (None: not known)
+    model_changed: bool = False  # the model identity that answered is new for this case
+
+    @property
+    def side(self) -> str:
+        """model, ours or both."""
+        if not self.ours:
+            return "model"
+        return "both" if self.model_changed else "ours"
+
+    @property
+    def any_moved(self) -> bool:
+        return any(self.moved.values()) or self.flipped is not None
+
+    @property
+    def flipped(self) -> str | None:
+        if self.before == "passed" and self.after == "failed":
+            return "worse"
+        if self.before == "failed" and self.after == "passed":
+            return "better"
+        return None
+
+
+def case_behaviour(case_id: str, topic: str, before: str | None, after: str, now: CaseObs,
+                   pooled: list[CaseObs], code_changed: bool | None) -> CaseBehaviour:
+    """What one case did now against its reference observations (oldest first)."""
+    b = CaseBehaviour(case_id, topic, before, after)
+    values = [_feature_values(p) for p in pooled]
+    current = _feature_values(now)
+    ref_all = {f: [v for p in values for v in p[f]] for f in FEATURES}
+    b.compared = bool(current["answer"] and ref_all["answer"])
+    if b.compared:
+        b.moved = {f: _moved(f, current[f], ref_all[f]) for f in FEATURES}
+        b.null = _null(values)
+        b.refusing = (_majority(ref_all["refusal"]), _majority(current["refusal"]))
+        b.length = _log_ratio(_median_len(current["answer"]), _median_len(ref_all["answer"]))
+    tok_now = now.tokens / now.executed if now.executed else None
+    ref_calls = sum(p.executed for p in pooled)
+    tok_ref = sum(p.tokens for p in pooled) / ref_calls if ref_calls else None
+    b.tokens = _log_ratio(tok_now, tok_ref)
+    ms_ref = [m for p in pooled for m in p.turn_ms]
+    if now.turn_ms and ms_ref:
+        b.latency = (median(now.turn_ms), median(ms_ref))
+    ref_inputs = set(pooled[0].inputs) if pooled else set()
+    if pooled and now.inputs and ref_inputs:
+        b.ours = not (set(now.inputs) & ref_inputs)
+    else:
+        b.ours = code_changed  # results stored before input fingerprints: the git sha is all there is
+    ref_identity = set().union(*(_identity(p) for p in pooled)) if pooled else set()
+    now_identity = _identity(now)
+    b.model_changed = bool(ref_identity and now_identity and not now_identity <= ref_identity)
+    return b
+
+
+# ---------------------------------------------------------------- signals over a set of cases
+
+
+@dataclass
+class Signal:
+    """One way behaviour can move, tested over a set of cases."""
+
+    name: str  # outcome_worse, outcome_better, answers, shape, refusals, length, tokens, latency
+    direction: str  # worse, better, changed, shorter, longer, slower, faster, more, fewer
+    detail: str
+    p_value: float | None  # raw
+    effect_ok: bool  # the effect is large enough to matter
+    cases: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    adjusted: float | None = None  # after the multiple-testing correction
+
+    def significant(self, alpha: float) -> bool:
+        return self.effect_ok and self.adjusted is not None and self.adjusted < alpha
+
+
+@dataclass
+class SideSignals:
+    """Every signal over one set of cases, corrected together."""
+
+    cases: int
+    signals: list[Signal]
+    alpha: float
+
+    @property
+    def significant(self) -> list[Signal]:
+        return [s for s in self.signals if s.significant(self.alpha)]
+
+    @property
+    def moved(self) -> bool:
+        return bool(self.significant)
+
+    def has(self, name: str) -> bool:
+        return any(s.name == name for s in self.significant)
+
+    @property
+    def direction(self) -> str:
+        """worse, better, or changed (the pass rate held)."""
+        worse, better = self.has("outcome_worse"), self.has("outcome_better")
+        if worse and better:
+            return "changed both ways"
+        if worse:
+            return "worse"
+        if better:
+            return "better"
+        return "changed, pass rate unchanged"
+
+    @property
+    def moved_cases(self) -> list[str]:
+        return list(dict.fromkeys(c for s in self.significant for c in s.cases))
+
+
+def _binom_greater(k: int, n: int, p: float) -> float:
+    if n <= 0 or k <= 0:
+        return 1.0
+    from scipy.stats import binomtest
+
+    return float(binomtest(k, n, min(max(p, 0.0), 1.0), alternative="greater").pvalue)
+
+
+def _signed_rank(values: list[float]) -> float | None:
+    diffs = [v for v in values if v != 0.0]
+    if len(diffs) < 6:
+        return None
+    from scipy.stats import wilcoxon
+
+    return float(wilcoxon(diffs).pvalue)
+
+
+def _holm(signals: list[Signal]) -> None:
+    tested = sorted((s for s in signals if s.p_value is not None), key=lambda s: s.p_value)
+    m, running = len(tested), 0.0
+    for i, s in enumerate(tested):
+        running = max(running, min(1.0, (m - i) * s.p_value))
+        s.adjusted = running
+
+
+def _novelty_signal(name: str, feature: str, label: str, cases: list[CaseBehaviour]) -> Signal | None:
+    compared = [c for c in cases if c.compared]
+    if not compared:
+        return None
+    moved = [c.case_id for c in compared if c.moved.get(feature)]
+    events = sum(c.null[feature][0] for c in compared)
+    trials = sum(c.null[feature][1] for c in compared)
+    measured = trials > 0
+    p0 = (events + 1) / (trials + 2) if measured else 0.5
+    p = _binom_greater(len(moved), len(compared), p0)
+    how = (f"the reference's own variation moves {p0 * 100:.1f}% ({events} of {trials})" if measured
+           else "variation not measured yet (one reference run without repeats): up to 50% assumed")
+    detail = f"{label} changed in {len(moved)} of {len(compared)} cases; {how}; p={p:.3g}"
+    return Signal(name, "changed", detail, p, len(moved) >= 2, moved,
+                  {"moved": len(moved), "compared": len(compared), "null_rate": p0, "measured": measured})
+
+
+def _outcome_signals(cases: list[CaseBehaviour]) -> list[Signal]:
+    down = [c.case_id for c in cases if c.flipped == "worse"]
+    up = [c.case_id for c in cases if c.flipped == "better"]
+    n = len(down) + len(up)
+    out = []
+    for name, direction, mine, other in (("outcome_worse", "worse", down, up), ("outcome_better", "better", up, down)):
+        p = _binom_greater(len(mine), n, 0.5) if n else None
+        word = "failed" if direction == "worse" else "passed"
+        detail = (f"{len(mine)} case(s) that {'passed' if direction == 'worse' else 'failed'} in the reference "
+                  f"{word} now, {len(other)} the other way (paired exact test" + (f", p={p:.3g})" if p is not None else ")"))
+        out.append(Signal(name, direction, detail, p, len(mine) - len(other) >= 2, mine,
+                          {"flipped": len(mine), "flipped_back": len(other)}))
+    return out
+
+
+def _refusal_signal(cases: list[CaseBehaviour]) -> Signal | None:
+    pairs = [c for c in cases if c.refusing is not None]
+    if not pairs:
+        return None
+    up = [c.case_id for c in pairs if c.refusing == (False, True)]
+    down = [c.case_id for c in pairs if c.refusing == (True, False)]
+    n = len(up) + len(down)
+    if not n:
+        return None
+    more = len(up) >= len(down)
+    k = len(up) if more else len(down)
+    p = min(1.0, 2 * _binom_greater(k, n, 0.5))
+    before = sum(1 for c in pairs if c.refusing[0])
+    now = sum(1 for c in pairs if c.refusing[1])
+    detail = f"refusals {before} → {now} of {len(pairs)} cases ({len(up)} began, {len(down)} stopped; p={p:.3g})"
+    return Signal("refusals", "more refusals" if more else "fewer refusals", detail, p, abs(len(up) - len(down)) >= 2,
+                  up if more else down, {"before": before, "now": now})
+
+
+def _ratio_signal(name: str, label: str, values: list[tuple[str, float]], up: str, down: str) -> Signal | None:
+    ratios = [v for _, v in values]
+    p = _signed_rank(ratios)
+    if p is None:
+        return None
+    mid = median(ratios)
+    factor = math.exp(mid)
+    direction = up if mid > 0 else down
+    ids = [cid for cid, v in values if (v > 0) == (mid > 0) and abs(v) >= math.log(MIN_LENGTH_RATIO)]
+    detail = f"{label} ×{factor:.2f} (median over {len(values)} cases; signed-rank p={p:.3g})"
+    return Signal(name, direction, detail, p, abs(mid) >= math.log(MIN_LENGTH_RATIO), ids, {"factor": factor})
+
+
+def _latency_signal(cases: list[CaseBehaviour], shift: float) -> Signal | None:
+    pairs = [(c.case_id, c.latency) for c in cases if c.latency is not None and c.latency[0] > 0 and c.latency[1] > 0]
+    values = [(cid, math.log(now / before)) for cid, (now, before) in pairs]
+    p = _signed_rank([v for _, v in values])
+    if p is None:
+        return None
+    now_ms = median(lat[0] for _, lat in pairs)
+    ref_ms = median(lat[1] for _, lat in pairs)
+    factor = now_ms / ref_ms if ref_ms else 1.0
+    big = abs(factor - 1.0) > shift and abs(now_ms - ref_ms) >= LATENCY_VERDICT_FLOOR_MS
+    detail = f"median turn latency {now_ms:,.0f} ms vs {ref_ms:,.0f} ms (×{factor:.2f}; signed-rank p={p:.3g})"
+    return Signal("latency", "slower" if factor > 1 else "faster", detail, p, big, [], {"factor": factor})
+
+
+def side_signals(cases: list[CaseBehaviour], alpha: float, latency_shift: float) -> SideSignals:
+    """Every signal over `cases`, corrected together (Holm)."""
+    signals: list[Signal] = list(_outcome_signals(cases))
+    for name, feature, label in (("answers", "answer", "answers"), ("shape", "shape", "answer structure")):
+        s = _novelty_signal(name, feature, label, cases)
+        if s is not None:
+            signals.append(s)
+    for s in (
+        _refusal_signal(cases),
+        _ratio_signal("length", "answer length", [(c.case_id, c.length) for c in cases if c.length is not None],
+                      "longer", "shorter"),
+        _ratio_signal("tokens", "tokens per call", [(c.case_id, c.tokens) for c in cases if c.tokens is not None],
+                      "more tokens", "fewer tokens"),
+        _latency_signal(cases, latency_shift),
+    ):
+        if s is not None:
+            signals.append(s)
+    _holm(signals)
+    return SideSignals(len(cases), signals, alpha)
