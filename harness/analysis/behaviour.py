@@ -197,6 +197,7 @@ class CaseBehaviour:
     tokens: float | None = None  # log(tokens per call now / before)
     latency: tuple[float, float] | None = None  # (median turn ms now, before)
     ours: bool | None = None  # our inputs changed (None: not known)
+    known: bool = False  # both sides carry input fingerprints (else `ours` came from the git sha)
     model_changed: bool = False  # the model identity that answered is new for this case
 
     @property
@@ -242,6 +243,7 @@ def case_behaviour(case_id: str, topic: str, before: str | None, after: str, now
     ref_inputs = set(pooled[0].inputs) if pooled else set()
     if pooled and now.inputs and ref_inputs:
         b.ours = not (set(now.inputs) & ref_inputs)
+        b.known = True
     else:
         b.ours = code_changed  # results stored before input fingerprints: the git sha is all there is
     ref_identity = set().union(*(_identity(p) for p in pooled)) if pooled else set()

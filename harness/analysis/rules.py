@@ -62,6 +62,12 @@ class Facts:
     ref: Reference
     spec: AnalysisSpec
 
+    def __post_init__(self) -> None:
+        # results stored before input fingerprints: the git sha is all there is to go by
+        for b in self.cmp.behaviour:
+            if b.ours is None:
+                b.ours = bool(self.code_changed)
+
     @cached_property
     def bad(self) -> int:
         """Calls that did not reach a model (infra errors and calls not run)."""
@@ -419,7 +425,8 @@ def rule_drift(f: Facts) -> Finding | None:
     if f.model_side.moved:
         side = f.model_side
         direction = _direction(side, f.dropped and f.drop_side == "model")
-        return Finding(VerdictClass.DRIFT, f"drift ({direction}): {_what(side)}, with our inputs unchanged{new_fp}")
+        return Finding(VerdictClass.DRIFT, f"drift ({direction}): {_what(side)}, with our inputs unchanged{new_fp}: "
+                                           f"{names(side.moved_cases)}")
     if f.dropped and f.drop_side == "model":
         return Finding(VerdictClass.DRIFT, f"drift (worse): quality dropped in {f.where}, with our inputs unchanged{new_fp}")
     if fp and not f.our_side.moved:
@@ -440,9 +447,9 @@ def rule_regression(f: Facts) -> Finding | None:
     else:
         where = "cases " + names(f.our_side.moved_cases)
     code = ""
-    if f.ref.git_sha or f.run.git_sha:
+    if (f.ref.git_sha or f.run.git_sha) and f.ref.git_sha != f.run.git_sha:
         code = f"; git {(f.ref.git_sha or '?')[:12]} → {(f.run.git_sha or '?')[:12]}"
-    if ours:
+    if any(b.known for b in f.our_cases):
         because = f"our inputs changed in {len(ours)} case(s) and the model did not"
     else:  # results stored before input fingerprints
         because = "the code changed and the model did not"
