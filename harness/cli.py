@@ -110,7 +110,7 @@ def run(
     if console is not None:
         from .report import print_summary
 
-        print_summary(console, outcome.run, outcome.results)
+        print_summary(console, outcome.run, outcome.results, outcome.summary)
         for name, path in outcome.reports.items():
             if name != "html_latest":
                 console.print(f"{name}: {path}", markup=False)

@@ -58,6 +58,7 @@ class RunOutcome:
     exit_code: ExitCode
     reports: dict[str, Path] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    summary: Any = None  # the run's RunSummary (harness.report.summary), when reports or notifiers needed it
 
 
 def new_run_id() -> str:
@@ -128,6 +129,10 @@ def prepare(suite_path: str, options: RunOptions):
         raw["limits"] = {**dict(raw.get("limits") or {}), "concurrency": options.concurrency}
     target = create(raw, suite_position_of(suite))
     target.root = suite.root
+    if suite.notify.destinations:
+        from .notify import notifiers_of
+
+        notifiers_of(suite.notify, suite_position_of(suite))  # a notifier's settings are wrong: say so before the run
     repeat = options.repeat or suite.repeat
     compiled = [compile_case(c, repeat) for c in cases]
     stamp_inputs(target, compiled)
@@ -296,21 +301,26 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
     outcome = RunOutcome(run=run, results=results, exit_code=code, warnings=warnings)
     if lost:
         return outcome  # the new holder reports and notifies this suite's run
+    notify = options.notify and bool(suite.notify.destinations)
+    if options.write_reports or notify:
+        from .report.summary import summarize
+
+        outcome.summary = summarize(results, run)  # once: every report and notifier reads this one
     if options.write_reports:
-        outcome.reports = write_reports(suite, run, results, options, store)
+        outcome.reports = write_reports(suite, run, results, options, store, summary=outcome.summary)
         if "html" in outcome.reports:
             run.extra["report_file"] = outcome.reports["html"].name
-    if options.notify and (suite.notify.slack or suite.notify.datadog):
+    if notify:
         _notify(suite, run, results, store, outcome)
     return outcome
 
 
 def _notify(suite, run: RunInfo, results: list[CaseResult], store, outcome: RunOutcome) -> None:
-    """Slack and Datadog, after the results are stored. A failed delivery is kept as pending
+    """The suite's notifiers, after the results are stored. A failed delivery is kept as pending
     in the store and becomes a warning; it fails the run only when the suite asks for that."""
     from .notify import deliver
 
-    problems = deliver(run, results, suite.notify, store)
+    problems = deliver(run, results, suite.notify, store, summary=outcome.summary)
     outcome.warnings.extend(problems)
     if problems and suite.notify.fail_on_error and outcome.exit_code == ExitCode.OK:
         outcome.exit_code = ExitCode.UNREACHABLE
@@ -404,7 +414,8 @@ def _call_soon(loop, fn) -> None:
         pass
 
 
-def write_reports(suite, run: RunInfo, results: list[CaseResult], options: RunOptions, store=None) -> dict[str, Path]:
+def write_reports(suite, run: RunInfo, results: list[CaseResult], options: RunOptions, store=None,
+                  summary=None) -> dict[str, Path]:
     """JSON, JUnit and HTML for one run, into the suite's report folder unless paths are given.
 
     With the store at hand, also the trend page focused on this run (its verdict on top,
@@ -426,7 +437,7 @@ def write_reports(suite, run: RunInfo, results: list[CaseResult], options: RunOp
         path = Path(explicit) if explicit else out_dir / f"{stem}{suffix}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            writer(path, run, results)
+            writer(path, run, results, summary)
         except OSError as e:
             raise HarnessError(f"cannot write the {name} report to {path}: {e.strerror or e}") from None
         written[name] = path
@@ -436,7 +447,8 @@ def write_reports(suite, run: RunInfo, results: list[CaseResult], options: RunOp
 
         try:
             written["trend"] = latest_source = write_trend_report(
-                store, suite=suite.name, since_s=TREND_WINDOW_S, out_dir=out_dir, focus_run=run.run_id)
+                store, suite=suite.name, since_s=TREND_WINDOW_S, out_dir=out_dir, focus_run=run.run_id,
+                summary=summary)
         except OSError as e:
             raise HarnessError(f"cannot write the trend report to {out_dir}: {e.strerror or e}") from None
     if latest_source is not None and not options.html_path:

@@ -73,6 +73,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     session.config.stash[_CONTEXT].wait()
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line with the run's figures, read from its `RunSummary` like every report."""
+    line = terminalreporter.config.stash[_CONTEXT].summary_line()
+    if line:
+        terminalreporter.write_line(line)
+
+
 # ---------------------------------------------------------------- the one run behind the items
 
 
@@ -94,6 +101,7 @@ class HarnessContext:
         self._done = False
         self.error: str | None = None
         self.run_id: str | None = None
+        self.outcome: Any = None  # the run's RunOutcome, once it ended
         self._tmp: tempfile.TemporaryDirectory | None = None
 
     # -- collection
@@ -151,7 +159,7 @@ class HarnessContext:
             options = RunOptions(ids=tuple(sorted({i.case.id for i in self.selected})), progress=False,
                                  store_url=store_url, write_reports=self.config.getoption("harness_reports"),
                                  run_id=self.run_id)
-            run_suite(suite_path, options, on_result=self._on_result)
+            self.outcome = run_suite(suite_path, options, on_result=self._on_result)
         except HarnessError as e:
             self.error = e.line()
         except Exception as e:  # a bug must fail the items, not hang them
@@ -179,6 +187,18 @@ class HarnessContext:
         golden = ", ".join(_yaml_str(glob.escape(f)) for f in files)
         suite.write_text(f"name: pytest\ngolden: [{golden}]\ntarget: {{kind: sim}}\n", encoding="utf-8")
         return str(suite), store or default_url(find_root(files[0]))
+
+    def summary_line(self) -> str | None:
+        """`harness run …: pass rate 75.0% (3 of 4 judged) · …`, or None when no run ended."""
+        if self.outcome is None:
+            return None
+        from .report.summary import summarize
+
+        summary = self.outcome.summary or summarize(self.outcome.results, self.outcome.run)
+        line = f"harness run {self.outcome.run.run_id}: {summary.counts_text()}"
+        if summary.verdict_stored:
+            line += f" · verdict {summary.verdict_class}"
+        return line
 
     def wait(self) -> None:
         if self._thread is not None:

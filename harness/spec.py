@@ -12,6 +12,7 @@ import operator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from .errors import Position
 
@@ -484,54 +485,29 @@ class JudgeSpec(Strict):
     cache: bool = True
 
 
-NotifyWhen = Literal["always", "regression", "drift", "mixed", "infra", "judge_drift", "failing", "failed", "change"]
-
-
-class SlackSpec(Strict):
-    webhook_url: SecretStr | None = None
-    token: SecretStr | None = None
-    channel: str | None = None
-    when: list[NotifyWhen] = Field(default_factory=lambda: ["regression", "drift", "mixed", "infra", "judge_drift",
-                                                              "change"])
-    api_url: str | None = Field(default=None, description="Slack Web API base URL override (proxies, tests)")
-    mention: str | None = None
-
-
-class DatadogSpec(Strict):
-    api_key: SecretStr
-    app_key: SecretStr | None = None
-    site: str = "datadoghq.com"
-    host: str | None = Field(default=None, description="full URL overriding site (proxies, tests)")
-    tags: list[str] = Field(default_factory=list)
-    env: str | None = None
-    events: bool = True
-    llm_observability: bool = False
-
-
 class NotifySpec(Strict):
-    slack: SlackSpec | None = None
-    datadog: DatadogSpec | None = None
+    """`notify:`: settings every destination shares, and one entry per destination (`slack:`,
+    `datadog:`, `webhook:` …). Each entry is checked by its notifier's own settings model
+    (`harness.notify`), with positions, like a target's keys."""
+
     report_url: str | None = Field(default=None, description="base URL where the HTML reports are published")
     redact: list[str] = Field(default_factory=list, description="extra regex patterns masked before sending")
     fail_on_error: bool = False
+    # every other key: the notifier entries as written, by notifier name (checked by harness.notify)
+    destinations: SkipJsonSchema[dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
-    def _unset_destinations_are_off(cls, data: Any) -> Any:
-        """`webhook_url: "${SLACK_WEBHOOK_URL:-}"` with the variable unset turns Slack off, so one
-        suite file serves machines with and without the secrets."""
+    def _entries(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        out = dict(data)
-        slack = out.get("slack")
-        if isinstance(slack, dict) and not slack.get("webhook_url") and not slack.get("token"):
-            out.pop("slack")
-        dd = out.get("datadog")
-        if isinstance(dd, dict) and "api_key" in dd and not dd.get("api_key"):
-            out.pop("datadog")
-        if out.get("report_url") == "":
-            out["report_url"] = None
-        return out
+        shared = {k: v for k, v in data.items() if k in ("report_url", "redact", "fail_on_error")}
+        return {**shared, "destinations": {k: v for k, v in data.items() if k not in shared}}
+
+    @field_validator("report_url", mode="before")
+    @classmethod
+    def _empty_url_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v
 
     @field_validator("redact")
     @classmethod

@@ -141,7 +141,7 @@ def test_secrets_never_reach_a_payload_the_store_a_warning_or_a_log(store, slack
     })
     bot = NotifySpec.model_validate({"slack": {"token": slack.token, "channel": "#c", "api_url": slack.api_url,
                                                "when": ["always"]},
-                                     "datadog": spec.datadog.model_dump()})
+                                     "datadog": spec.destinations["datadog"]})
     secrets = [slack.webhook_url, slack.webhook_secret, slack.token, dd.api_key, "dd-app-KEY-abcdef0123456789"]
     # an answer that echoes a secret must not carry it out either
     results = [result("rsv-1", "failed", reason=f"leaked {slack.token} and {dd.api_key}")]

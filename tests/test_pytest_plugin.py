@@ -142,3 +142,13 @@ def test_the_plugin_stays_out_of_ordinary_test_runs(project: Project) -> None:
     out = pytest_run(project, "tests/", "-q")
     assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout
     assert not (project.root / ".harness").exists()
+
+
+def test_the_session_ends_with_the_runs_figures(project: Project) -> None:
+    """The plugin reads the run's RunSummary, as every report does: 2 of 3 judged cases
+    passed (faq-wrong fails twice); pass rate = passed ÷ (passed + failed)."""
+    write_cases(project)
+    out = pytest_run(project, "golden/question/")
+    assert out.returncode == 1, out.stdout + out.stderr
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("harness run "))
+    assert ": 2/4 judged passed (50.0%) · 2 failed" in line

@@ -110,6 +110,30 @@ def test_summary_counts_and_slowest_turns():
     assert len(s.slowest) == 3
 
 
+def test_summary_figures_follow_their_one_definition():
+    """Pass rate over judged results; infra error rate over all cases (not run included);
+    latency over every turn, greeting included; the judge's mean over the judge checks that ran."""
+    results = _results()
+    results[0].checks.append(CheckResult("judge", True, 0.8, turn=1))
+    results[1].checks.append(CheckResult("judge", False, 0.2, turn=1))
+    results[1].checks.append(CheckResult("judge", False, 0.0, turn=1, skipped=True))
+    results[0].transcript.turns[1].reply.tokens_in, results[0].transcript.turns[1].reply.tokens_out = 100, 20
+    results[0].transcript.turns[1].reply.cost = 0.002
+    s = summarize(results, _run(extra={"verdict": {"class": "drift", "topics": {"question": {"baseline_pass_rate": 0.5}}}}))
+    assert (s.judged, s.pass_rate, s.error_rate) == (2, 0.5, 0.5)
+    assert s.latency(50) == pytest.approx(600.0) and len(s.total.turn_ms) == 6  # 150 150 400 800 1900 2100
+    assert s.judge_score == pytest.approx(0.5)
+    assert (s.tokens, s.cost) == (120, pytest.approx(0.002))
+    assert [c.case_id for c in s.failing.values()] == ["rsv-ja-001"]
+    assert [c.case_id for c in s.erroring.values()] == ["faq-hours"]
+    question = s.topic("question")
+    assert (question.pass_rate, question.baseline_pass_rate, question.delta) == (1.0, 0.5, 0.5)
+    assert s.verdict_stored and str(s.verdict_class) == "drift"
+    assert "pass rate 50.0% of 2 judged" in s.status.text
+    derived = summarize(results, _run())
+    assert not derived.verdict_stored and derived.headline.startswith("1/2 judged passed (50.0%)")
+
+
 def test_status_line_prefers_the_abort_cause():
     results = _results()
     assert status_line(_run(), summarize(results)).text.startswith("FAILED: 1 of 4 cases failed")

@@ -1,4 +1,4 @@
-"""`harness notify --pending`: re-send Slack and Datadog deliveries that failed earlier."""
+"""`harness notify --pending`: re-send notifications (Slack, Datadog, webhook …) that failed earlier."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from ..errors import ConfigError, ExitCode, HarnessError
-        from ..loading import load_suite
-        from ..notify import resend_pending
+        from ..loading import load_suite, suite_position_of
+        from ..notify import notifiers_of, resend_pending
         from ..store import Store
 
         err = Console(stderr=True, highlight=False)
@@ -26,8 +26,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(int(ExitCode.CONFIG))
         try:
             s = load_suite(suite)
-            if not (s.notify.slack or s.notify.datadog):
-                raise ConfigError("the suite has no notify.slack or notify.datadog settings", path=suite)
+            if not notifiers_of(s.notify, suite_position_of(s)):
+                raise ConfigError("the suite has no notifier under notify: (slack, datadog, webhook, …)", path=suite)
             with Store.open(store or s.store.url, root=s.root) as st:
                 sent, still = resend_pending(st, s.notify)
         except HarnessError as e:

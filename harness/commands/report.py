@@ -82,14 +82,15 @@ def _write_group(history, group: str, suite: str | None, out_dir: Path) -> list[
     import re
 
     from ..errors import ConfigError
-    from ..report import write_json, write_junit, write_run_html
+    from ..report import summarize, write_json, write_junit, write_run_html
     from ..sharding import group_results, group_summary
 
     run = group_summary(history, group, suite=suite)
     if run is None:
         raise ConfigError(f"no run in the store belongs to group {group!r}")
     results = group_results(history, group, suite=suite)
+    summary = summarize(results, run)  # once: the three reports show the same figures
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{run.suite}-group-{group}")
-    return [(name, writer(out_dir / f"{stem}{suffix}", run, results))
+    return [(name, writer(out_dir / f"{stem}{suffix}", run, results, summary))
             for name, writer, suffix in (("json", write_json, ".json"), ("junit", write_junit, ".junit.xml"),
                                          ("html", write_run_html, ".html"))]

@@ -5,7 +5,8 @@ seconds and tagged `suite`, `model`, `target`, `env`, `verdict` plus the suite's
 
 | metric | type | what |
 |---|---|---|
-| harness.run.pass_rate, harness.run.error_rate | gauge | share of executed results (0..1) |
+| harness.run.pass_rate | gauge | passed ÷ (passed + failed), 0..1 (see `RunSummary`) |
+| harness.run.error_rate | gauge | infra errors and not-run ÷ cases, 0..1 |
 | harness.run.cases, .failed, .errors, .not_run | count | results in the run |
 | harness.run.turn_latency_ms.p50, .p95 | gauge | per-turn agent latency |
 | harness.run.tokens, harness.run.cost_usd | count | totals over the run |
@@ -41,12 +42,14 @@ import time
 import warnings
 from typing import Any
 
+from pydantic import Field, SecretStr
+
 from ..records import CaseResult, RunInfo
-from ..spec import DatadogSpec
+from ..report.summary import RunSummary
 from ..verdict import VerdictClass
+from .base import Notifier, NotifierConfig, NotifyWhen, Publication, register
 from .errors import DeliveryError
 from .redact import Redactor
-from .summary import RunSummary
 
 GAUGE, COUNT = "gauge", "count"
 EVENT_TITLE = 100
@@ -54,6 +57,20 @@ EVENT_TEXT = 4000
 TAG_LIMIT = 200
 
 _TAG_BAD = re.compile(r"[^a-z0-9_:./\-]")
+
+
+class DatadogSpec(NotifierConfig):
+    """`notify.datadog`: metrics for every run (by default), an event for every run not ok."""
+
+    when: list[NotifyWhen] = Field(default_factory=lambda: ["always"])
+    api_key: SecretStr
+    app_key: SecretStr | None = None
+    site: str = "datadoghq.com"
+    host: str | None = Field(default=None, description="full URL overriding site (proxies, tests)")
+    tags: list[str] = Field(default_factory=list)
+    env: str | None = None
+    events: bool = True
+    llm_observability: bool = False
 
 
 def tag(key: str, value: Any) -> str:
@@ -93,7 +110,7 @@ def build_series(run: RunInfo, summary: RunSummary, spec: DatadogSpec) -> list[d
     c = summary.counts
     add("harness.run.pass_rate", GAUGE, summary.pass_rate)
     add("harness.run.error_rate", GAUGE, summary.error_rate)
-    add("harness.run.cases", COUNT, summary.total)
+    add("harness.run.cases", COUNT, summary.cases)
     add("harness.run.failed", COUNT, c.get("failed", 0))
     add("harness.run.errors", COUNT, c.get("error", 0))
     add("harness.run.not_run", COUNT, c.get("not_run", 0))
@@ -105,11 +122,11 @@ def build_series(run: RunInfo, summary: RunSummary, spec: DatadogSpec) -> list[d
     cls = summary.verdict_class
     add("harness.run.regression", GAUGE, 1.0 if cls is VerdictClass.REGRESSION else 0.0)
     add("harness.run.drift", GAUGE, 1.0 if cls in (VerdictClass.DRIFT, VerdictClass.JUDGE_DRIFT) else 0.0)
-    for t in summary.topics.values():
+    for t in summary.topics:
         extra = [tag("topic", t.topic)]
-        add("harness.topic.pass_rate", GAUGE, t.pass_rate if t.executed else None, extra)
-        add("harness.topic.error_rate", GAUGE, t.error_rate if t.executed else None, extra)
-        add("harness.topic.cases", COUNT, t.executed, extra)
+        add("harness.topic.pass_rate", GAUGE, t.pass_rate, extra)
+        add("harness.topic.error_rate", GAUGE, t.error_rate, extra)
+        add("harness.topic.cases", COUNT, t.cases, extra)
         add("harness.topic.failed", COUNT, t.failed, extra)
     return series
 
@@ -119,17 +136,11 @@ def build_event(run: RunInfo, summary: RunSummary, spec: DatadogSpec, link: str 
     cls = summary.verdict_class
     if cls.alert is None or not spec.events:
         return None
-    headline = summary.verdict.headline or cls.value
+    headline = summary.headline or cls.value
     title = f"harness {run.suite}: {cls} — {headline}"
     if len(title) > EVENT_TITLE:
         title = title[: EVENT_TITLE - 1] + "…"
-    c = summary.counts
-    lines = [
-        headline,
-        "",
-        f"{c.get('passed', 0)}/{summary.executed} passed, {c.get('failed', 0)} failed, {c.get('error', 0)} errors"
-        f" (run {run.run_id})",
-    ]
+    lines = [headline, "", f"{summary.counts_text()} (run {run.run_id})"]
     if link:
         lines.append(f"Report: {link}")
     failing = list(summary.failing.values())
@@ -178,15 +189,15 @@ def build_experiment(run: RunInfo, results: list[CaseResult], summary: RunSummar
 
 
 def build_payload(run: RunInfo, results: list[CaseResult], summary: RunSummary, spec: DatadogSpec,
-                  link: str | None, redactor: Redactor) -> dict[str, Any]:
-    """Everything Datadog gets for a run, redacted; parts are sent (and kept) separately."""
+                  link: str | None) -> dict[str, Any]:
+    """Everything Datadog gets for a run; parts are sent (and kept) separately."""
     payload: dict[str, Any] = {"series": build_series(run, summary, spec)}
     event = build_event(run, summary, spec, link)
     if event is not None:
         payload["event"] = event
-    if spec.llm_observability:
+    if spec.llm_observability and spec.app_key is not None:
         payload["experiment"] = build_experiment(run, results, summary)
-    return redactor.payload(payload)
+    return payload
 
 
 # ---------------------------------------------------------------- sending
@@ -319,3 +330,33 @@ def _describe(exc: BaseException) -> str:
         return f"HTTP {status} {reason}".strip() + (f": {detail}" if detail else "")
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------- the notifier
+
+
+@register
+class DatadogNotifier(Notifier):
+    """`notify.datadog`: metrics, an event when the verdict is not ok, optionally LLM Observability."""
+
+    name = "datadog"
+    config_model = DatadogSpec
+    description = "Datadog: run and topic metrics, an event for every run not ok, LLM Observability"
+
+    config: DatadogSpec
+
+    @classmethod
+    def is_off(cls, raw: dict[str, Any]) -> bool:
+        return "api_key" in raw and not raw.get("api_key")
+
+    def owns(self, destination: str) -> bool:
+        return destination.startswith("datadog")
+
+    def payload(self, pub: Publication) -> dict[str, Any]:
+        if self.config.llm_observability and self.config.app_key is None:
+            pub.notes.append("datadog llm observability: skipped, it needs notify.datadog.app_key")
+        return build_payload(pub.run, pub.results, pub.summary, self.config, pub.link)
+
+    async def send(self, payload: dict[str, Any], redactor: Redactor, *, retries: int, backoff_s: float,
+                   timeout_s: float) -> list[DeliveryError]:
+        return await send(payload, self.config, redactor, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)

@@ -1,11 +1,13 @@
 """Sending a run's notifications without ever losing them or failing the run.
 
-The pipeline calls `deliver` after every result is in the store. For each destination
-the order is: build the payload, redact it, send it with retries and backoff; a
-destination still failing gets its (redacted) payload kept in `pending_deliveries` and one
-warning line. Pending deliveries from earlier runs are re-sent first, so the next run
-clears a backlog left by an outage; `resend_pending` does the same on demand
-(`harness notify --pending`).
+The pipeline calls `deliver` after every result is in the store. The destinations are the
+notifiers of the suite's `notify:` block (see `base`); for each one the order is the same:
+decide whether this run is sent (its `when:` and the de-duplication rules of `dedup`),
+build the payload from the run's `RunSummary`, redact it, send it with retries and
+backoff; a destination still failing gets its (redacted) payload kept in
+`pending_deliveries` and one warning line. Pending deliveries from earlier runs are re-sent
+first, so the next run clears a backlog left by an outage; `resend_pending` does the same
+on demand (`harness notify --pending`).
 
 This module never raises for a delivery problem and never decides the exit code: it
 returns warnings, and `notify.fail_on_error` is the caller's to apply.
@@ -16,33 +18,32 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..errors import ConfigError, HarnessError
 from ..records import CaseResult, RunInfo
+from ..report.summary import RunSummary, derive_verdict, failing_ids, summarize
 from ..spec import NotifySpec
-from . import datadog, pending, slack
+from . import pending
+from .base import Notifier, PositionOf, Publication, create_all, report_link
 from .dedup import History, decide, load_history
 from .errors import DeliveryError
 from .redact import Redactor
-from .summary import derive_verdict, failing_ids, summarize
 
 log = logging.getLogger("harness.notify")
 
 _T = TypeVar("_T")
 
 
-def secrets_of(spec: NotifySpec) -> list[str]:
-    """Every credential in the notify block, for scrubbing."""
-    out = []
-    for owner, names in ((spec.slack, ("webhook_url", "token")), (spec.datadog, ("api_key", "app_key"))):
-        for name in names:
-            value = getattr(owner, name, None) if owner is not None else None
-            if value is not None:
-                out.append(value.get_secret_value())
-    return out
+def notifiers_of(spec: NotifySpec, position_of: PositionOf | None = None) -> list[Notifier]:
+    """The suite's notifiers, each entry checked by its own model (ConfigError at its position)."""
+    return create_all(spec.destinations, position_of)
+
+
+def secrets_of(notifiers: list[Notifier]) -> list[str]:
+    """Every credential of every destination, for scrubbing."""
+    return [s for n in notifiers for s in n.secrets()]
 
 
 def _run_sync(factory: Callable[[], Awaitable[_T]]) -> _T:
@@ -56,10 +57,11 @@ def _run_sync(factory: Callable[[], Awaitable[_T]]) -> _T:
 
 
 def deliver(run: RunInfo, results: list[CaseResult], spec: NotifySpec, store: Any, *, retries: int = 3,
-            backoff_s: float = 1.0, timeout_s: float = 30.0, resend: bool = True) -> list[str]:
-    """Send Slack and Datadog notifications for a stored run; returns warning lines."""
+            backoff_s: float = 1.0, timeout_s: float = 30.0, resend: bool = True,
+            summary: RunSummary | None = None) -> list[str]:
+    """Send the suite's notifications for a stored run; returns warning lines."""
     return _run_sync(lambda: deliver_async(run, results, spec, store, retries=retries, backoff_s=backoff_s,
-                                           timeout_s=timeout_s, resend=resend))
+                                           timeout_s=timeout_s, resend=resend, summary=summary))
 
 
 def resend_pending(store: Any, spec: NotifySpec, *, retries: int = 3, backoff_s: float = 1.0,
@@ -72,50 +74,47 @@ def resend_pending(store: Any, spec: NotifySpec, *, retries: int = 3, backoff_s:
 
 async def deliver_async(run: RunInfo, results: list[CaseResult], spec: NotifySpec, store: Any, *,
                         retries: int = 3, backoff_s: float = 1.0, timeout_s: float = 30.0,
-                        resend: bool = True) -> list[str]:
-    if spec.slack is None and spec.datadog is None:
+                        resend: bool = True, summary: RunSummary | None = None) -> list[str]:
+    try:
+        notifiers = notifiers_of(spec)
+    except HarnessError as exc:
+        return [f"notify: {exc.line()}; nothing was sent"]
+    if not notifiers:
         return []
     try:
-        redactor = Redactor(spec.redact, secrets_of(spec))
+        redactor = Redactor(spec.redact, secrets_of(notifiers))
     except ConfigError as exc:
         # without the suite's own masks we cannot promise what leaves the machine
         return [f"notify: {exc.line()}; nothing was sent"]
     warnings: list[str] = []
     if resend:
-        _, still, resend_warnings = await resend_pending_async(store, spec, retries=retries, backoff_s=backoff_s,
-                                                               timeout_s=timeout_s, redactor=redactor)
+        _, still, resend_warnings = await _resend(store, notifiers, redactor, retries=retries, backoff_s=backoff_s,
+                                                  timeout_s=timeout_s)
         warnings += resend_warnings
         if still:
             warnings.append(f"notify: {still} earlier deliveries are still pending (`harness notify --pending`)")
-    summary = summarize(run, results)
-    link = slack.report_link(run, spec.report_url)
-    if spec.slack is not None:
+    summary = summary or summarize(results, run)
+    pub = Publication(run=run, results=results, summary=summary, report_url=spec.report_url,
+                      link=report_link(run, spec.report_url))
+    if any(n.uses_history or "always" not in n.config.when for n in notifiers):
         try:
-            history = load_history(store, run, results)
+            pub.history = load_history(store, run, results)
         except HarnessError as exc:
-            warnings.append(f"slack: could not read the suite's history, sending without it: {exc.line()}")
-            history = None
-        comparable = derive_verdict(run, summary.counts).cls
-        decision = decide(spec.slack.when, summary.verdict_class, failing_ids(results), history or History(),
-                          comparable)
-        if decision.send:
-            payload = slack.build_payload(run, summary, history, spec.slack, spec.report_url, redactor)
-            try:
-                await slack.send(payload, spec.slack, redactor, retries=retries, backoff_s=backoff_s,
-                                 timeout_s=timeout_s)
-                log.info("slack: sent (%s)", decision.reason)
-            except DeliveryError as exc:
-                warnings.append(_keep(store, run.run_id, exc, redactor))
-        else:
-            log.info("slack: not sent: %s", decision.reason)
-    if spec.datadog is not None:
-        payload = datadog.build_payload(run, results, summary, spec.datadog, link, redactor)
-        if spec.datadog.llm_observability and spec.datadog.app_key is None:
-            payload.pop("experiment", None)
-            warnings.append("datadog llm observability: skipped, it needs notify.datadog.app_key")
-        for exc in await datadog.send(payload, spec.datadog, redactor, retries=retries, backoff_s=backoff_s,
-                                      timeout_s=timeout_s):
+            warnings.append(f"notify: could not read the suite's history, sending without it: {exc.line()}")
+    failing = failing_ids(results)
+    comparable = derive_verdict(run, summary.counts).cls
+    for notifier in notifiers:
+        decision = decide(notifier.config.when, summary.verdict_class, failing, pub.history or History(), comparable)
+        if not decision.send:
+            log.info("%s: not sent: %s", notifier.name, decision.reason)
+            continue
+        payload = redactor.payload(notifier.payload(pub))
+        failures = await notifier.send(payload, redactor, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
+        for exc in failures:
             warnings.append(_keep(store, run.run_id, exc, redactor))
+        if not failures:
+            log.info("%s: sent (%s)", notifier.name, decision.reason)
+    warnings += pub.notes
     return [redactor.scrub(w) for w in warnings]
 
 
@@ -133,37 +132,31 @@ def _keep(store: Any, run_id: str, exc: DeliveryError, redactor: Redactor) -> st
 
 
 async def resend_pending_async(store: Any, spec: NotifySpec, *, retries: int = 3, backoff_s: float = 1.0,
-                               timeout_s: float = 30.0,
-                               redactor: Redactor | None = None) -> tuple[int, int, list[str]]:
+                               timeout_s: float = 30.0) -> tuple[int, int, list[str]]:
     """Re-send pending deliveries with the suite's current credentials.
 
     Returns (sent, still pending, warnings). A row whose destination is not configured any
     more stays pending and is counted as such.
     """
-    redactor = redactor or Redactor(spec.redact, secrets_of(spec))
+    notifiers = notifiers_of(spec)
+    redactor = Redactor(spec.redact, secrets_of(notifiers))
+    return await _resend(store, notifiers, redactor, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
+
+
+async def _resend(store: Any, notifiers: list[Notifier], redactor: Redactor, *, retries: int, backoff_s: float,
+                  timeout_s: float) -> tuple[int, int, list[str]]:
     rows = pending.list_pending(store)
     sent, still, warnings = 0, 0, []
     for row in rows:
+        owner = next((n for n in notifiers if n.owns(row.destination)), None)
+        if owner is None:
+            still += 1
+            continue
         payload = redactor.payload(row.payload)
-        try:
-            if row.destination == "slack":
-                if spec.slack is None:
-                    still += 1
-                    continue
-                await slack.send(_mark_delayed(payload, row.created_at), spec.slack, redactor, retries=retries,
-                                 backoff_s=backoff_s, timeout_s=timeout_s)
-            elif row.destination.startswith("datadog"):
-                if spec.datadog is None:
-                    still += 1
-                    continue
-                failures = await datadog.send(payload, spec.datadog, redactor, retries=retries,
-                                              backoff_s=backoff_s, timeout_s=timeout_s)
-                if failures:
-                    raise failures[0]
-            else:
-                still += 1
-                continue
-        except DeliveryError as exc:
+        failures = await owner.resend(payload, row.created_at, redactor, retries=retries, backoff_s=backoff_s,
+                                      timeout_s=timeout_s)
+        if failures:
+            exc = failures[0]
             still += 1
             pending.failed_again(store, row.id, exc.attempts, exc.detail,
                                  redactor.payload(exc.remaining) if exc.remaining is not None else None)
@@ -173,14 +166,3 @@ async def resend_pending_async(store: Any, spec: NotifySpec, *, retries: int = 3
         pending.done(store, row.id)
         sent += 1
     return sent, still, warnings
-
-
-def _mark_delayed(payload: dict[str, Any], created_at: float) -> dict[str, Any]:
-    """Say on a re-sent summary that it is late, so nobody reads it as today's news."""
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(created_at))
-    messages = [dict(m) for m in payload.get("messages") or []]
-    blocks = messages[0].get("blocks") or [] if messages else []
-    if messages and len(blocks) < slack.MAX_BLOCKS and "Delayed delivery" not in str(blocks[-1:]):
-        note = slack.context([f":hourglass: Delayed delivery: this message could not be sent at {when}."])
-        messages[0]["blocks"] = list(messages[0]["blocks"]) + [note]
-    return dict(payload, messages=messages)

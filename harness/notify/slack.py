@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -38,12 +39,14 @@ from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryInterv
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from pydantic import Field, SecretStr
+
 from ..records import RunInfo
-from ..spec import SlackSpec
+from ..report.summary import FailingCase, RunSummary, group_by_topic, rate_text
+from .base import Notifier, NotifierConfig, Publication, register, report_link
 from .dedup import History
 from .errors import DeliveryError
 from .redact import Redactor
-from .summary import FailingCase, RunSummary, group_by_topic
 
 MAX_BLOCKS = 50
 SECTION_TEXT = 3000
@@ -57,6 +60,16 @@ DETAIL_LINE = 600  # … in the thread
 
 _QUIET = logging.getLogger("harness.notify.slack_sdk")
 _QUIET.setLevel(logging.WARNING)
+
+
+class SlackSpec(NotifierConfig):
+    """`notify.slack`: an incoming webhook, or a bot token and a channel (details in a thread)."""
+
+    webhook_url: SecretStr | None = None
+    token: SecretStr | None = None
+    channel: str | None = None
+    api_url: str | None = Field(default=None, description="Slack Web API base URL override (proxies, tests)")
+    mention: str | None = None
 
 
 # ---------------------------------------------------------------- text helpers
@@ -100,8 +113,7 @@ def context(parts: list[str]) -> dict[str, Any]:
     }
 
 
-def pct(x: float | None) -> str:
-    return "–" if x is None else f"{x * 100:.1f}%"
+pct = rate_text
 
 
 def delta_text(d: float | None) -> str:
@@ -110,15 +122,6 @@ def delta_text(d: float | None) -> str:
     pts = d * 100
     sign = "+" if pts > 0 else ("−" if pts < 0 else "±")
     return f"{sign}{abs(pts):.1f} pts vs baseline"
-
-
-def report_link(run: RunInfo, base: str | None) -> str | None:
-    """Where the HTML report of this run is published, if the suite says where."""
-    if not base:
-        return None
-    name = run.extra.get("report_file") if isinstance(run.extra, dict) else None
-    name = name or f"{run.suite}-{run.run_id}.html"
-    return base.rstrip("/") + "/" + str(name).lstrip("/")
 
 
 def case_line(c: FailingCase, label: str | None, limit: int) -> str:
@@ -133,21 +136,16 @@ def case_line(c: FailingCase, label: str | None, limit: int) -> str:
 
 def _topic_lines(summary: RunSummary) -> list[str]:
     out = []
-    for t in summary.topics.values():
+    for t in summary.topics:
         line = f"`{esc(t.topic)}` {pct(t.pass_rate)} ({delta_text(t.delta)})"
-        if t.errors:
-            line += f" · {t.errors} errors"
+        if t.infra_errors:
+            line += f" · {t.infra_errors} infra errors"
         out.append(line)
     return out
 
 
 def _counts_line(summary: RunSummary) -> str:
-    c = summary.counts
-    parts = [f"{c.get('passed', 0)}/{summary.executed} passed"]
-    for key, word in (("failed", "failed"), ("error", "errors"), ("not_run", "not run")):
-        if c.get(key):
-            parts.append(f"{c[key]} {word}")
-    return " · ".join(parts)
+    return summary.counts_text()
 
 
 def _failing_groups(summary: RunSummary, history: History | None, limit: int, top: int | None) -> list[str]:
@@ -176,12 +174,10 @@ def _failing_groups(summary: RunSummary, history: History | None, limit: int, to
         errs = list(summary.erroring.values())
         lines = [case_line(c, None, limit) for c in errs]
         texts.append(lines_text(f"*Infra errors* ({len(errs)}, not counted as failures)", take(lines)))
-    changed = summary.verdict.changed_cases or []
+    changed = summary.changed_cases
     if changed:
         lines = []
         for ch in changed:
-            if not isinstance(ch, dict):
-                continue
             line = f"• `{esc(ch.get('case_id', '?'))}` ({esc(ch.get('topic', '?'))}): {esc(cut(ch.get('change', ''), limit))}"
             if top is None and (ch.get("before") or ch.get("after")):
                 line += f"\n   before: {esc(cut(ch.get('before') or '–', limit))}\n   after: {esc(cut(ch.get('after') or '–', limit))}"
@@ -191,7 +187,7 @@ def _failing_groups(summary: RunSummary, history: History | None, limit: int, to
 
 
 def _evidence_text(summary: RunSummary, top: int | None) -> str | None:
-    ev = summary.verdict.evidence
+    ev = summary.evidence
     if not ev:
         return None
     lines = [f"• _{esc(e.kind)}_: {esc(cut(e.detail, LINE))}" for e in ev]
@@ -220,7 +216,7 @@ def build_summary(
     """The summary message: `{"text": fallback, "blocks": [...]}`."""
     cls = summary.verdict_class
     emoji = cls.emoji
-    headline = summary.verdict.headline
+    headline = summary.headline
     header = cut(f"{emoji} {run.suite}: {cls}", HEADER_TEXT)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
     lead = f"*{esc(cut(headline, 1000))}*" if headline else f"*{cls}*"
@@ -234,8 +230,8 @@ def build_summary(
         meta.append(f"target {esc(run.target['kind'])}")
     if run.git_sha:
         meta.append(f"commit `{esc(run.git_sha[:10])}`")
-    if summary.verdict.baseline_run:
-        meta.append(f"baseline `{esc(summary.verdict.baseline_run)}`")
+    if summary.baseline_run:
+        meta.append(f"baseline `{esc(summary.baseline_run)}`")
     blocks.append(context([" · ".join(meta)]))
     topic_lines = _topic_lines(summary)
     if topic_lines:
@@ -332,22 +328,6 @@ def _chunked_sections(title: str, lines: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def build_payload(
-    run: RunInfo, summary: RunSummary, history: History | None, spec: SlackSpec, report_url: str | None,
-    redactor: Redactor,
-) -> dict[str, Any]:
-    """What is sent (and, if sending fails, kept as pending): redacted, no URL, no token."""
-    threaded = bool(spec.token and spec.channel)
-    payload = {
-        "mode": "bot" if threaded else "webhook",
-        "messages": [build_summary(run, summary, history, spec, report_url, threaded=threaded)],
-        "thread": build_thread(run, summary, history) if threaded else [],
-        "thread_ts": None,
-        "channel": None,
-    }
-    return redactor.payload(payload)
-
-
 # ---------------------------------------------------------------- sending
 
 
@@ -371,7 +351,7 @@ async def send(
     backoff_s: float = 1.0,
     timeout_s: float = 30.0,
 ) -> dict[str, Any]:
-    """Post a payload from `build_payload`; returns what Slack said (channel, ts).
+    """Post a payload from `SlackNotifier.payload`; returns what Slack said (channel, ts).
 
     Raises DeliveryError (secrets scrubbed) with `remaining` set to what is still unsent.
     """
@@ -499,3 +479,57 @@ def _failed_bot(remaining, redactor, detail, attempts, status) -> DeliveryError:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------- the notifier
+
+
+@register
+class SlackNotifier(Notifier):
+    """`notify.slack`: one Block Kit summary per run (details in a thread with a bot token)."""
+
+    name = "slack"
+    config_model = SlackSpec
+    description = "Slack: a Block Kit summary per run, by incoming webhook or bot token + channel"
+    uses_history = True
+
+    config: SlackSpec
+
+    @classmethod
+    def is_off(cls, raw: dict[str, Any]) -> bool:
+        return not raw.get("webhook_url") and not raw.get("token")
+
+    def payload(self, pub: Publication) -> dict[str, Any]:
+        threaded = bool(self.config.token and self.config.channel)
+        return {
+            "mode": "bot" if threaded else "webhook",
+            "messages": [build_summary(pub.run, pub.summary, pub.history, self.config, pub.report_url,
+                                       threaded=threaded)],
+            "thread": build_thread(pub.run, pub.summary, pub.history) if threaded else [],
+            "thread_ts": None,
+            "channel": None,
+        }
+
+    async def send(self, payload: dict[str, Any], redactor: Redactor, *, retries: int, backoff_s: float,
+                   timeout_s: float) -> list[DeliveryError]:
+        try:
+            await send(payload, self.config, redactor, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
+        except DeliveryError as exc:
+            return [exc]
+        return []
+
+    async def resend(self, payload: dict[str, Any], created_at: float, redactor: Redactor, *, retries: int,
+                     backoff_s: float, timeout_s: float) -> list[DeliveryError]:
+        return await self.send(mark_delayed(payload, created_at), redactor, retries=retries, backoff_s=backoff_s,
+                               timeout_s=timeout_s)
+
+
+def mark_delayed(payload: dict[str, Any], created_at: float) -> dict[str, Any]:
+    """Say on a re-sent summary that it is late, so nobody reads it as today's news."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(created_at))
+    messages = [dict(m) for m in payload.get("messages") or []]
+    blocks = messages[0].get("blocks") or [] if messages else []
+    if messages and len(blocks) < MAX_BLOCKS and "Delayed delivery" not in str(blocks[-1:]):
+        note = context([f":hourglass: Delayed delivery: this message could not be sent at {when}."])
+        messages[0]["blocks"] = list(messages[0]["blocks"]) + [note]
+    return dict(payload, messages=messages)

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from ..records import CaseResult, CheckResult, Turn
+from .summary import rate_text as pct
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATUS_ORDER = {"failed": 0, "error": 1, "not_run": 2, "passed": 3}
@@ -50,8 +51,6 @@ def assets(css: tuple[str, ...], js: str) -> tuple[Markup, Markup, str]:
     return Markup(style), Markup(script), f"'sha256-{digest}'"
 
 
-def pct(value: float | None, digits: int = 1) -> str:
-    return "—" if value is None else f"{value * 100:.{digits}f}%"
 
 
 def fmt_ms(value: float | None) -> str:

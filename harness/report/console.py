@@ -19,7 +19,7 @@ from rich.text import Text
 from ..records import CaseResult, RunInfo
 from ..verdict import Verdict
 from ._common import one_line
-from .stats import RunSummary, Tally, repeated_case_ids, status_line, summarize
+from .summary import RunSummary, Tally, rate_text, repeated_case_ids, status_line, summarize
 
 LEVEL_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold yellow", "incomplete": "bold yellow", "empty": "bold"}
 MAX_FAILING = 10
@@ -28,10 +28,6 @@ REASONS_PER_CASE = 2
 
 def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f}"
-
-
-def _rate(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
 
 
 def _count(n: int, style: str) -> Text:
@@ -46,7 +42,7 @@ def _row(t: Tally, name: Text) -> list[Text | str]:
         _count(t.failed, "red"),
         _count(t.error, "yellow"),
         _count(t.not_run, "yellow"),
-        _rate(t.pass_rate),
+        rate_text(t.pass_rate),
         _ms(t.p50_ms),
         _ms(t.p95_ms),
     ]
@@ -55,7 +51,7 @@ def _row(t: Tally, name: Text) -> list[Text | str]:
 def summary_table(run: RunInfo, results: Sequence[CaseResult], summary: RunSummary | None = None) -> Table:
     """One row per topic and a total row. Pass rate counts passed over passed + failed;
     latencies are per turn (the agent's total time to answer), in milliseconds."""
-    summary = summary or summarize(results)
+    summary = summary or summarize(results, run)
     title = Text.assemble("Run ", (one_line(run.suite, 80), "bold"), " · ", one_line(run.run_id, 60))
     table = Table(title=title, title_justify="left", header_style="bold", show_lines=False, box=box.SIMPLE_HEAD)
     # topic names are what a reader scans for: they never get cut; the numbers fit in 80 columns
@@ -79,15 +75,17 @@ def _case_label(r: CaseResult, repeated: set[str]) -> str:
     return f"{label} [repeat {r.repeat_index + 1}]" if r.case_id in repeated else label
 
 
-def print_summary(console: Console, run: RunInfo, results: Sequence[CaseResult]) -> None:
-    """Print the table, the verdict (if an analysis added one), up to ten failing cases with
-    their first reasons, infra errors grouped by kind, the slowest turns, and the status line."""
-    summary = summarize(results)
+def print_summary(console: Console, run: RunInfo, results: Sequence[CaseResult],
+                  summary: RunSummary | None = None) -> None:
+    """Print the table, the pass rate, the verdict (if an analysis added one), up to ten
+    failing cases with their first reasons, infra errors grouped by kind, the slowest turns,
+    and the status line."""
+    summary = summary or summarize(results, run)
     console.print(summary_table(run, results, summary))
+    console.print(_figures_line(summary))
 
-    verdict = Verdict.of_extra(run.extra)
-    if verdict:
-        _print_verdict(console, verdict)
+    if summary.verdict_stored:
+        _print_verdict(console, summary.verdict)
 
     failing = [r for r in results if r.status == "failed"]
     if failing:
@@ -120,8 +118,23 @@ def print_summary(console: Console, run: RunInfo, results: Sequence[CaseResult])
             where = "greeting" if s.turn == 0 else f"turn {s.turn}"
             console.print(Text.assemble("  ", (label, "bold"), f" {where}: ", (f"{s.ms:,.0f} ms", "cyan")))
 
-    status = status_line(run, summary)
+    status = summary.status or status_line(run, summary)
     console.print(Text(status.text, style=LEVEL_STYLE.get(status.level, "bold")))
+
+
+def _figures_line(summary: RunSummary) -> Text:
+    """The run's headline figures, worded as on every other surface."""
+    t = summary.total
+    parts = [f"Pass rate {rate_text(t.pass_rate)} ({t.passed} of {t.judged} judged)"]
+    if t.infra_errors:
+        parts.append(f"infra errors {t.infra_errors} of {t.cases} ({rate_text(t.error_rate)}), not counted as failures")
+    if t.judge_n:
+        parts.append(f"judge score {t.judge_score:.2f}")
+    if t.tokens:
+        parts.append(f"{t.tokens:,} tokens")
+    if t.cost:
+        parts.append(f"${t.cost:.4f}")
+    return Text(" · ".join(parts), style="bold")
 
 
 def _print_verdict(console: Console, verdict: Verdict) -> None:

@@ -28,7 +28,7 @@ from ._pages import (
     fmt_time,
     rounded,
 )
-from .stats import STATUSES, RunSummary, repeated_case_ids, status_line, summarize
+from .summary import STATUSES, RunSummary, rate_text, repeated_case_ids, status_line, stored_verdict, summarize
 
 
 def _verdict_view(stored: Any) -> dict[str, Any] | None:
@@ -49,8 +49,9 @@ def _verdict_view(stored: Any) -> dict[str, Any] | None:
 def _header_view(run: RunInfo, summary: RunSummary) -> dict[str, Any]:
     target = redact(run.target or {})
     duration = (run.ended - run.started) * 1000 if run.ended and run.started else None
-    status = status_line(run, summary)
+    status = summary.status or status_line(run, summary)
     extra = run.extra if isinstance(run.extra, dict) else {}
+    t = summary.total
     requests, retries = extra.get("requests"), extra.get("retries")
     return {
         "requests": requests if isinstance(requests, int) else None,
@@ -72,13 +73,19 @@ def _header_view(run: RunInfo, summary: RunSummary) -> dict[str, Any]:
         "level": status.level,
         "badge": {"passed": "PASSED", "failed": "FAILED", "error": "ERROR", "incomplete": "INCOMPLETE"}.get(status.level, "NO CASES"),
         "status_text": status.text,
+        "pass_rate": rate_text(t.pass_rate),
+        "judged": t.judged,
+        "infra_errors": t.infra_errors,
+        "infra_error_rate": rate_text(t.error_rate),
+        "cases": t.cases,
     }
 
 
-def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_passed_transcripts: bool = True) -> str:
+def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_passed_transcripts: bool = True,
+                    summary: RunSummary | None = None) -> str:
     """Render the report. With `include_passed_transcripts=False` passed cases keep their row
     but not their transcript, which keeps a 10 000-case report small."""
-    summary = summarize(results)
+    summary = summary or summarize(results, run)
     repeated = repeated_case_ids(results)
     order = sorted(range(len(results)), key=lambda i: (STATUS_ORDER.get(results[i].status, 1), results[i].topic, results[i].case_id, results[i].repeat_index, i))
     cases = []
@@ -93,11 +100,10 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
     tags = sorted({t for r in results for t in r.tags})
     status_counts = {s: getattr(summary.total, s) for s in STATUSES}
     css, js, script_hash = assets(("run.css",), "run.js")
-    extra = run.extra if isinstance(run.extra, dict) else {}
     return environment().get_template("run.html.j2").render(
         run=_header_view(run, summary),
         summary=summary,
-        verdict=_verdict_view(extra.get("verdict")),
+        verdict=_verdict_view(stored_verdict(run)),
         cases=cases,
         topics=[t.topic for t in summary.topics],
         tags=tags,
@@ -111,6 +117,7 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
     )
 
 
-def write_run_html(path: str | os.PathLike[str], run: RunInfo, results: Sequence[CaseResult], **kwargs: Any) -> Path:
+def write_run_html(path: str | os.PathLike[str], run: RunInfo, results: Sequence[CaseResult],
+                   summary: RunSummary | None = None, **kwargs: Any) -> Path:
     """Write the HTML report to `path` (parents created) and return the path."""
-    return write_text_atomic(path, render_run_html(run, results, **kwargs))
+    return write_text_atomic(path, render_run_html(run, results, summary=summary, **kwargs))

@@ -16,21 +16,20 @@ from typing import Any
 
 from ..records import CaseResult, RunInfo
 from ._common import redact, write_text_atomic
-from .stats import status_line, summarize
+from .summary import RunSummary, raw_verdict, status_line, summarize
 
 SCHEMA_VERSION = 1
 
 
-def build_json(run: RunInfo, results: Sequence[CaseResult]) -> dict[str, Any]:
+def build_json(run: RunInfo, results: Sequence[CaseResult], summary: RunSummary | None = None) -> dict[str, Any]:
     """The report as a plain dict (what `write_json` writes)."""
-    summary = summarize(results)
-    status = status_line(run, summary)
-    extra = run.extra if isinstance(run.extra, dict) else {}
+    summary = summary or summarize(results, run)
+    status = summary.status or status_line(run, summary)
     return {
         "schema_version": SCHEMA_VERSION,
         "run": redact(run.to_dict()),
         "summary": {"status": status.level, "status_line": status.text, **summary.to_dict()},
-        "verdict": redact(extra.get("verdict")),
+        "verdict": redact(raw_verdict(run)),
         "results": [r.to_dict() for r in results],
     }
 
@@ -56,6 +55,7 @@ def dumps(doc: dict[str, Any]) -> str:
         return json.dumps(_finite(doc), ensure_ascii=False, indent=2, allow_nan=False, default=str)
 
 
-def write_json(path: str | os.PathLike[str], run: RunInfo, results: Sequence[CaseResult]) -> Path:
+def write_json(path: str | os.PathLike[str], run: RunInfo, results: Sequence[CaseResult],
+               summary: RunSummary | None = None) -> Path:
     """Write the JSON report to `path` (parents created) and return the path."""
-    return write_text_atomic(path, dumps(build_json(run, results)) + "\n")
+    return write_text_atomic(path, dumps(build_json(run, results, summary)) + "\n")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..records import CaseResult, RunInfo, Transcript
 from ._common import one_line, redact, write_text_atomic, xml_safe
-from .stats import repeated_case_ids, summarize
+from .summary import RunSummary, rate_text, repeated_case_ids, summarize
 
 MAX_OUTPUT_CHARS = 20_000  # per case <system-out>; a CI page is not the place for a novel
 
@@ -60,9 +60,11 @@ def _set(el: ET.Element, key: str, value: object) -> None:
         el.set(key, xml_safe(value))
 
 
-def build_junit(run: RunInfo, results: Sequence[CaseResult]) -> ET.ElementTree:
-    """The report as an ElementTree (what `write_junit` writes)."""
-    summary = summarize(results, slowest=0)
+def build_junit(run: RunInfo, results: Sequence[CaseResult], summary: RunSummary | None = None) -> ET.ElementTree:
+    """The report as an ElementTree (what `write_junit` writes). Each <testsuite> carries the
+    run's figures as properties (`harness.pass_rate`, `harness.infra_error_rate`, and the
+    topic's own), worded as on every other surface."""
+    summary = summary or summarize(results, run, slowest=0)
     repeated = repeated_case_ids(results)
     by_topic: dict[str, list[CaseResult]] = {}
     for r in results:
@@ -84,6 +86,10 @@ def build_junit(run: RunInfo, results: Sequence[CaseResult]) -> ET.ElementTree:
         "target.kind": target.get("kind"),
         "target.model": target.get("model") or run.model,
         "run.status": run.status,
+        "harness.pass_rate": rate_text(t.pass_rate),
+        "harness.judged": t.judged,
+        "harness.infra_error_rate": rate_text(t.error_rate),
+        "harness.verdict": summary.verdict_class if summary.verdict_stored else None,
     }
     for tally in summary.topics:
         suite = ET.SubElement(root, "testsuite")
@@ -94,7 +100,8 @@ def build_junit(run: RunInfo, results: Sequence[CaseResult]) -> ET.ElementTree:
         _set(suite, "timestamp", _iso(run.started))
         _set(suite, "hostname", run.host or None)
         properties = ET.SubElement(suite, "properties")
-        for name, value in props.items():
+        own = {"topic.pass_rate": rate_text(tally.pass_rate), "topic.infra_error_rate": rate_text(tally.error_rate)}
+        for name, value in {**props, **own}.items():
             if value is not None:
                 prop = ET.SubElement(properties, "property")
                 prop.set("name", name)
@@ -133,9 +140,10 @@ def _testcase(r: CaseResult, repeated: set[str]) -> ET.Element:
     return case
 
 
-def write_junit(path: str | os.PathLike[str], run: RunInfo, results: Sequence[CaseResult]) -> Path:
+def write_junit(path: str | os.PathLike[str], run: RunInfo, results: Sequence[CaseResult],
+                summary: RunSummary | None = None) -> Path:
     """Write the JUnit XML report to `path` (parents created) and return the path."""
-    tree = build_junit(run, results)
+    tree = build_junit(run, results, summary)
     ET.indent(tree, space="  ")
     text = ET.tostring(tree.getroot(), encoding="unicode")
     return write_text_atomic(path, '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n")

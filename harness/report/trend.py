@@ -24,6 +24,7 @@ from ..errors import ConfigError, HarnessError
 from ..records import CaseResult, RunInfo
 from ..store import Store
 from ..verdict import Verdict
+from .summary import stored_verdict
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -177,7 +178,7 @@ def _read_history(store: Store, suite: str | None, since: float | None) -> tuple
 
 
 def _verdict_of(run: RunInfo) -> Verdict | None:
-    return Verdict.of_extra(run.extra)
+    return stored_verdict(run)
 
 
 def _fmt_label(epoch: float, with_time: bool) -> str:

@@ -35,7 +35,7 @@ from ._pages import (
     pct,
     rounded,
 )
-from .stats import STATUSES, repeated_case_ids, status_line, summarize
+from .summary import STATUSES, RunSummary, repeated_case_ids, status_line, stored_verdict, summarize
 from .trend import DIMENSIONS, METRICS, CaseChange, FlakyCase, TrendData, load_trend
 
 METRIC_INFO = {
@@ -91,21 +91,19 @@ def _verdict_view(verdict: Verdict | None) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- focus run summary
 
 
-def _focus_view(data: TrendData) -> dict[str, Any] | None:
+def _focus_view(data: TrendData, summary: RunSummary | None = None) -> dict[str, Any] | None:
     run = data.focus
     if run is None:
         return None
-    summary = summarize(data.focus_results)
-    line = status_line(run, summary)
+    summary = summary or summarize(data.focus_results, run)
+    line = summary.status or status_line(run, summary)
     target = redact(run.target or {})
     base_idx = _point_index(data, data.baseline.run_id) if data.baseline else None
     topic_series = data.trends.dims.get("topic", {}).get("metrics", {}).get("pass_rate", {})
-    # the analysis' own comparison wins (it knows the accepted baseline and the p-value)
-    judged = data.verdict.topics if data.verdict else {}
     rows = []
     for t in summary.topics:
-        v = judged.get(t.topic) if isinstance(judged.get(t.topic), dict) else {}
-        before = v.get("baseline_pass_rate") if v else (
+        # the analysis' own comparison wins (it knows the accepted baseline and the p-value)
+        before = t.baseline_pass_rate if t.compared else (
             topic_series.get(t.topic, [None] * (base_idx + 1))[base_idx] if base_idx is not None else None)
         before = before if isinstance(before, (int, float)) else None
         delta = t.pass_rate - before if t.pass_rate is not None and before is not None else None
@@ -113,7 +111,7 @@ def _focus_view(data: TrendData) -> dict[str, Any] | None:
                      "pass_rate": t.pass_rate, "baseline": before, "p95": t.p95_ms,
                      "delta": None if delta is None else f"{delta * 100:+.1f} pt",
                      "tone": "" if not delta else ("down" if delta < 0 else "up"),
-                     "p_value": _num(v.get("p_value"), "{:.2g}") if v else None})
+                     "p_value": _num(t.p_value, "{:.2g}") if t.compared else None})
     return {
         "run_id": run.run_id, "suite": run.suite, "status": run.status, "level": line.level, "status_text": line.text,
         "message": run.message, "started": fmt_time(run.started), "git_sha": (run.git_sha or "")[:12] or None,
@@ -218,7 +216,7 @@ def _history_view(data: TrendData) -> list[dict[str, Any]]:
     base = data.baseline.run_id if data.baseline else None
     for r in data.runs:
         s = data.run_stats.get(r.run_id, {})
-        v = Verdict.of_extra(r.extra)
+        v = stored_verdict(r)
         cls = v.name if v else ""
         c = r.counts or {}
         rows.append({
@@ -261,9 +259,12 @@ def _title(data: TrendData) -> str:
     return f"Trends · {scope}"
 
 
-def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = True) -> str:
-    """Render the page for data already read from the store."""
-    focus = _focus_view(data)
+def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = True,
+                      summary: RunSummary | None = None) -> str:
+    """Render the page for data already read from the store. `summary` is the focus run's own
+    `RunSummary` when the caller has it (the run just finished); else it is computed here from
+    the focus run's stored results, by the same function."""
+    focus = _focus_view(data, summary)
     verdict = _verdict_view(data.verdict)
     repeated = repeated_case_ids(data.focus_results)
     results = data.focus_results
@@ -308,7 +309,7 @@ def report_filename(suite: str | None, focus_run: str | None) -> str:
 
 
 def write_trend_report(store: Store, *, suite: str | None, since_s: float | None, out_dir: str | os.PathLike[str],
-                       focus_run: str | None = None) -> Path:
+                       focus_run: str | None = None, summary: RunSummary | None = None) -> Path:
     """Build the trend report from the store and write it into `out_dir`; return its path.
 
     `focus_run` is the run shown at the top (verdict, changes, transcripts); by default the
@@ -316,11 +317,13 @@ def write_trend_report(store: Store, *, suite: str | None, since_s: float | None
     Passed calls' transcripts are left out when the page would pass 3 MB (failing ones stay).
     """
     data = load_trend(store, suite=suite, since_s=since_s, focus_run=focus_run)
+    if summary is not None and (data.focus is None or data.focus.run_id != focus_run):
+        summary = None  # the page is about another run than the summary's
     full = len(data.focus_results) <= FULL_TRANSCRIPTS_MAX
-    html = render_trend_html(data, include_passed_transcripts=full)
+    html = render_trend_html(data, include_passed_transcripts=full, summary=summary)
     if full and len(html.encode("utf-8")) > SIZE_BUDGET_BYTES:
         # long answers: keep every failing call's transcript, drop the passed ones' to stay light
-        html = render_trend_html(data, include_passed_transcripts=False)
+        html = render_trend_html(data, include_passed_transcripts=False, summary=summary)
     name = report_filename(suite, data.focus.run_id if focus_run and data.focus else None)
     return write_text_atomic(Path(out_dir) / name, html)
 
