@@ -239,6 +239,7 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
         group=options.group or _default_group(options),
         extra={"shard": options.shard} if options.shard else {},  # the store adds the process itself
     )
+    run.extra["inputs"] = target.inputs()  # what `harness attribute` resends later
     store.start_run(run)
     writer = ResultWriter(store, run.run_id)
     results: list[CaseResult] = []

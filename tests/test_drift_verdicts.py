@@ -190,3 +190,50 @@ def test_sim_model_update_outside_git_is_drift(tmp_path: Path):
     data = json.loads(sorted((tmp_path / "reports").glob("post-merge-*.json"))[-1].read_text())
     assert data["verdict"]["headline"].startswith("drift ("), data["verdict"]["headline"]
     assert any(e["kind"] == "fingerprint" for e in data["verdict"]["evidence"])
+
+
+def test_both_sides_changed_is_mixed_and_attribute_tells_which_cases_went_which_way(project: Project):
+    """Our prompt changed and the model was updated the same day: `mixed`; `harness attribute`
+    resends the old prompt to today's model and names the cases on each side."""
+    project.write("golden/q.yaml", "topic: faq\ncases:\n" + "".join(
+        f"  - id: q{i}\n    prompt: question {i}\n    expect: [{{contains: 'answer {i}'}}]\n" for i in range(40)))
+    state = {"updated": False}
+
+    def reply(messages: list[dict]) -> str:
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        n = int(messages[-1]["content"].split()[-1])
+        if state["updated"] and n % 2 == 0:
+            return f"Answer is {n}!"  # the model's new wording for even questions
+        if "terse" in system and n % 2:
+            return "Sorry, no."  # our new prompt's effect on odd questions
+        return f"The answer {n}."
+
+    with MockOpenAI(reply=reply, model="gpt-4", fingerprint="fp_1") as agent:
+        project.write("suites/drift.yaml", suite(extra=""))
+        path = project.root / "suites/drift.yaml"
+        text = path.read_text().replace("  temperature: 0.1", "  temperature: 0.1\n  system_prompt: You are helpful.")
+        path.write_text(text)
+        code, v, _ = run(project, agent.base_url, "--accept-baseline")
+        assert v["class"] == "ok", v["headline"]
+        path.write_text(text.replace("You are helpful.", "Be terse."))
+        state["updated"] = True
+        agent.fingerprint = "fp_2"
+        code, v, _ = run(project, agent.base_url)
+        assert v["class"] == "mixed", v["headline"]
+        assert code == 1 and "harness attribute" in v["headline"]
+        p = project.harness("attribute", "latest:opinion-drift", "--suite", "suites/drift.yaml",
+                            env={"LLM_URL": agent.base_url})
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    lines = dict(line.split(": ", 1) for line in p.stdout.splitlines() if line.startswith("q"))
+    assert {k for k, side in lines.items() if side == "the model moved"} == {f"q{i}" for i in range(0, 40, 2)}
+    assert {k for k, side in lines.items() if side == "our change"} == {f"q{i}" for i in range(1, 40, 2)}
+    assert "20 answer differently too (the model moved), 20 answer as before (our change)" in p.stdout
+    # the finding is stored with the run's verdict, for every report
+    from harness.store import Store
+    from harness.verdict import Verdict
+
+    with Store.open(project.store_url) as st:
+        stored = Verdict.of_extra(st.get_run("latest:opinion-drift").extra)
+    (attributed,) = stored.evidence_of("attributed")
+    assert sorted(attributed.figures["model"]) == sorted(f"q{i}" for i in range(0, 40, 2))
+    assert stored.extra["attribution"]["q1"] == "ours"
