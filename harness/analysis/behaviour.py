@@ -43,8 +43,10 @@ __all__ = ["CaseBehaviour", "MULTIPLE_TESTING", "Signal", "SideSignals", "case_b
            "is_refusal", "shape_of", "word_distance"]
 
 MULTIPLE_TESTING = "Holm"
+MIN_FLIP_SHARE = 0.025  # net flips under this share of the cases never make a direction
 MIN_LENGTH_RATIO = 1.25  # a median length (tokens) change smaller than this is not worth a verdict
 LATENCY_VERDICT_FLOOR_MS = 100.0  # a median latency shift below this never makes a verdict
+PRIOR_TRIALS = 2.0  # how many trials' worth a case's rate of moving leans on the suite's overall rate
 MAX_DISTINCT = 8  # reference answers a case's spread is measured on (the most recent distinct ones)
 
 REFUSAL = re.compile(
@@ -196,6 +198,8 @@ class CaseBehaviour:
     length: float | None = None  # log(median words now / median words before)
     tokens: float | None = None  # log(tokens per call now / before)
     latency: tuple[float, float] | None = None  # (median turn ms now, before)
+    ref_calls: int = 0  # calls of this case in the reference that reached the model
+    ref_failed: int = 0  # … and failed
     ours: bool | None = None  # our inputs changed (None: not known)
     known: bool = False  # both sides carry input fingerprints (else `ours` came from the git sha)
     model_changed: bool = False  # the model identity that answered is new for this case
@@ -224,6 +228,8 @@ def case_behaviour(case_id: str, topic: str, before: str | None, after: str, now
                    pooled: list[CaseObs], code_changed: bool | None) -> CaseBehaviour:
     """What one case did now against its reference observations (oldest first)."""
     b = CaseBehaviour(case_id, topic, before, after)
+    b.ref_calls = sum(p.executed for p in pooled)
+    b.ref_failed = sum(p.failed for p in pooled)
     values = [_feature_values(p) for p in pooled]
     current = _feature_values(now)
     ref_all = {f: [v for p in values for v in p[f]] for f in FEATURES}
@@ -334,6 +340,14 @@ def _holm(signals: list[Signal]) -> None:
 
 
 def _novelty_signal(name: str, feature: str, label: str, cases: list[CaseBehaviour]) -> Signal | None:
+    """Cases whose `feature` moved, against each case's own rate of moving in the reference.
+
+    A case's rate is its moves over its trials, shrunk toward the suite's overall rate (two
+    trials' worth), so a word-for-word stable case and one that always varies are not held to
+    one rate; the count of moved cases is then tested against the sum of those rates (a
+    Poisson-binomial, normal approximation with continuity correction). Nothing measured at
+    all: one half each, by an exact binomial test.
+    """
     compared = [c for c in cases if c.compared]
     if not compared:
         return None
@@ -341,27 +355,69 @@ def _novelty_signal(name: str, feature: str, label: str, cases: list[CaseBehavio
     events = sum(c.null[feature][0] for c in compared)
     trials = sum(c.null[feature][1] for c in compared)
     measured = trials > 0
-    p0 = (events + 1) / (trials + 2) if measured else 0.5
-    p = _binom_greater(len(moved), len(compared), p0)
-    how = (f"the reference's own variation moves {p0 * 100:.1f}% ({events} of {trials})" if measured
-           else "variation not measured yet (one reference run without repeats): up to 50% assumed")
+    if measured:
+        overall = (events + 1) / (trials + 2)
+        rates = [(c.null[feature][0] + PRIOR_TRIALS * overall) / (c.null[feature][1] + PRIOR_TRIALS) for c in compared]
+        p = _poisson_binomial_greater(len(moved), rates)
+        how = f"the reference's own variation moves {overall * 100:.1f}% ({events} of {trials}), measured per case"
+    else:
+        overall = 0.5
+        p = _binom_greater(len(moved), len(compared), overall)
+        how = "variation not measured yet (one reference run without repeats): up to 50% assumed"
     detail = f"{label} changed in {len(moved)} of {len(compared)} cases; {how}; p={p:.3g}"
     return Signal(name, "changed", detail, p, len(moved) >= 2, moved,
-                  {"moved": len(moved), "compared": len(compared), "null_rate": p0, "measured": measured})
+                  {"moved": len(moved), "compared": len(compared), "null_rate": overall, "measured": measured})
+
+
+def _fisher_greater(k: int, n: int, k_ref: int, n_ref: int) -> float:
+    """p that k of n is a higher share than k_ref of n_ref (Fisher's exact test, one-sided)."""
+    if k <= 0 or n <= 0 or n_ref <= 0:
+        return 1.0
+    from scipy.stats import fisher_exact
+
+    return float(fisher_exact([[k, n - k], [k_ref, n_ref - k_ref]], alternative="greater")[1])
+
+
+def _poisson_binomial_greater(k: int, rates: list[float]) -> float:
+    """P(X ≥ k) for a sum of independent Bernoulli(rates), by the normal approximation."""
+    if k <= 0:
+        return 1.0
+    mean = sum(rates)
+    var = sum(r * (1 - r) for r in rates)
+    if var <= 0:
+        return 0.0 if k > mean else 1.0
+    return 0.5 * math.erfc((k - 0.5 - mean) / math.sqrt(2 * var))
 
 
 def _outcome_signals(cases: list[CaseBehaviour]) -> list[Signal]:
+    """Check outcomes that flipped, each way. With the reference's own variation measured (two or
+    more calls of most cases), today's flips are tested against each case's rate of the unusual
+    outcome in the reference (shrunk toward the suite's); with one reference call a case, by the
+    paired exact test (McNemar), which needs no rate: flips that lean one way."""
     down = [c.case_id for c in cases if c.flipped == "worse"]
     up = [c.case_id for c in cases if c.flipped == "better"]
-    n = len(down) + len(up)
+    judged = [c for c in cases if c.before in ("passed", "failed") and c.after in ("passed", "failed")]
+    calls = sorted(c.ref_calls for c in judged)
+    measured = bool(calls) and calls[len(calls) // 2] >= 2
     out = []
-    for name, direction, mine, other in (("outcome_worse", "worse", down, up), ("outcome_better", "better", up, down)):
-        p = _binom_greater(len(mine), n, 0.5) if n else None
-        word = "failed" if direction == "worse" else "passed"
+    for name, direction, mine, other, usual in (("outcome_worse", "worse", down, up, "passed"),
+                                                ("outcome_better", "better", up, down, "failed")):
+        if measured:
+            pool = [c for c in judged if c.before == usual]
+            unusual = sum(c.ref_failed if usual == "passed" else c.ref_calls - c.ref_failed for c in pool)
+            calls = sum(c.ref_calls for c in pool)
+            p = _fisher_greater(len(mine), len(pool), unusual, calls) if pool else None
+            how = f"against the reference's own flip rate {unusual / calls * 100 if calls else 0:.1f}% (Fisher)"
+        else:
+            n = len(mine) + len(other)
+            p = _binom_greater(len(mine), n, 0.5) if n else None
+            how = "paired exact test"
         detail = (f"{len(mine)} case(s) that {'passed' if direction == 'worse' else 'failed'} in the reference "
-                  f"{word} now, {len(other)} the other way (paired exact test" + (f", p={p:.3g})" if p is not None else ")"))
-        out.append(Signal(name, direction, detail, p, len(mine) - len(other) >= 2, mine,
-                          {"flipped": len(mine), "flipped_back": len(other)}))
+                  f"{'fail' if direction == 'worse' else 'pass'} now, {len(other)} the other way ({how}"
+                  + (f", p={p:.3g})" if p is not None else ")"))
+        big = len(mine) - len(other) >= max(2, MIN_FLIP_SHARE * len(judged))
+        out.append(Signal(name, direction, detail, p, big, mine,
+                          {"flipped": len(mine), "flipped_back": len(other), "measured": measured}))
     return out
 
 

@@ -156,6 +156,16 @@ def diff_cases(current: dict[str, CaseObs], ref: Reference, reducers: dict[str, 
     return diffs, (moved, compared, p_moved)
 
 
+def _majority(*obs: CaseObs) -> str:
+    """passed when at least half the calls that reached the model passed (over every observation
+    given: the reference's whole record of a case, so a case that passes one day in ten is a
+    failing case, not a flip every time it fails); else failed (error: none reached the model)."""
+    executed = sum(o.executed for o in obs)
+    if not executed:
+        return "error"
+    return "passed" if sum(o.passed for o in obs) * 2 >= executed else "failed"
+
+
 def _rate(passed: int, failed: int) -> float | None:
     return passed / (passed + failed) if passed + failed else None
 
@@ -279,9 +289,10 @@ def compare(current: dict[str, CaseObs], ref: Reference, reducers: dict[str, Red
         pooled = ref.pooled(d.case_id)
         if not pooled:
             continue
-        # the status to flip from: the baseline's, else the newest healthy run's
-        before = d.before if d.before is not None else reduce_case(pooled[-1], reducers.get(d.case_id) or default).status
-        behaviour.append(case_behaviour(d.case_id, d.topic, before, d.after, current[d.case_id], pooled, code_changed))
+        # outcomes compared by majority, the reference's over all its runs: a reducer like `all`
+        # would read five repeats as worse than one of the same model
+        behaviour.append(case_behaviour(d.case_id, d.topic, _majority(*pooled), _majority(current[d.case_id]),
+                                        current[d.case_id], pooled, code_changed))
     topics, significant, judge_drops = _topic_stats(current, ref, diffs, spec)
     changes, new_routes = _serving(current, ref)
     now_ms = [m for c in current.values() for m in c.turn_ms]
