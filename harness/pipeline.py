@@ -265,6 +265,8 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
     try:
         gc.freeze()  # with everything the run set up (modules, store, plan): see _GC_NOTE
         stats = _run_async(runner, items, target, judge, run, lock)
+        if suite.repeat_max and not options.repeat and not stats.aborted:
+            _adaptive(store, suite, run, runner, items, results, target, lock)
     except KeyboardInterrupt:
         status, message = "incomplete", "stopped by a signal before every case ran"
     finally:
@@ -314,6 +316,24 @@ def _run(suite, target, items, store, options, console, on_result, ResultWriter,
     if notify:
         _notify(suite, run, results, store, outcome)
     return outcome
+
+
+def _adaptive(store, suite, run: RunInfo, runner, items, results: list[CaseResult], target, lock) -> None:
+    """`repeat: {min, max}`: more calls, round by round, only for cases whose answer or outcome
+    moved and is not settled yet (harness.analysis.adaptive); the calls spent go in run.extra."""
+    from .analysis.adaptive import Rounds
+
+    rounds = Rounds(store, suite, run, items, suite.repeat_max)
+    spent = len(items)
+    for _ in range(suite.repeat_max - suite.repeat):
+        more = rounds.next_round(results)
+        if not more:
+            break
+        spent += len(more)
+        if _run_async(runner, more, target, None, run, lock).aborted:
+            break
+    run.extra["calls"] = {"spent": spent, "cases": len({it.compiled.case.id for it in items}),
+                          "repeat": {"min": suite.repeat, "max": suite.repeat_max}}
 
 
 def _notify(suite, run: RunInfo, results: list[CaseResult], store, outcome: RunOutcome) -> None:

@@ -237,3 +237,25 @@ def test_both_sides_changed_is_mixed_and_attribute_tells_which_cases_went_which_
     (attributed,) = stored.evidence_of("attributed")
     assert sorted(attributed.figures["model"]) == sorted(f"q{i}" for i in range(0, 40, 2))
     assert stored.extra["attribution"]["q1"] == "ours"
+
+
+def test_adaptive_repeats_spend_calls_where_cases_moved(project: Project, questions):
+    """`repeat: {min: 1, max: 4}`: one call per case, more only where the answer moved; the calls
+    spent are in the verdict's evidence."""
+    qs = questions[:60]
+    setup(project, qs)
+    path = project.root / "suites/drift.yaml"
+    path.write_text(path.read_text() + "repeat: {min: 1, max: 4}\n")
+    with OpinionQA.load().server(qs, "gpt-3.5-turbo-0301", noise=0.03, seed=5) as server:
+        run(project, server.base_url, "--accept-baseline")
+        code, quiet, _ = run(project, server.base_url)
+        server.snapshot = "gpt-3.5-turbo-0613"
+        code, v, _ = run(project, server.base_url)
+    spent = {e["kind"]: e for e in quiet["evidence"]}["calls"]["spent"]
+    assert 60 <= spent < 60 * 2, spent  # an unchanged rerun: extra calls only for the few reworded answers
+    moved = {e["kind"]: e for e in v["evidence"]}["calls"]["spent"]
+    assert spent < moved <= 60 * 4
+    assert v["class"] == "drift" and v["headline"].startswith("drift (changed"), v["headline"]
+    bad = project.write("suites/bad.yaml", path.read_text().replace("{min: 1, max: 4}", "{min: 3, max: 2}"))
+    p = project.harness("validate", str(bad), env={"LLM_URL": "http://127.0.0.1:9/v1"})
+    assert p.returncode == 2 and "max (2) is below min (3)" in p.stdout + p.stderr and "Traceback" not in p.stderr

@@ -127,6 +127,12 @@ def analyse_run(
             f"{', '.join(flagged[:8])}{' …' if len(flagged) > 8 else ''}",
             {"cases": flagged},
         ))
+    calls = run.extra.get("calls")
+    if isinstance(calls, dict) and calls.get("spent"):
+        r = calls.get("repeat") or {}
+        verdict.evidence.append(Evidence(
+            "calls", f"{calls['spent']} model calls for {calls.get('cases')} cases (adaptive repeat "
+                     f"{r.get('min')}–{r.get('max')}: more calls only where a case moved)", dict(calls)))
     run.extra["verdict"] = verdict.to_dict()
     if save:
         save_run_extra(store, run.run_id, run.extra)

@@ -9,10 +9,12 @@ Stable cases that behave as before cost one call; the calls go where the questio
 
 from __future__ import annotations
 
+from typing import Any
+
 from .behaviour import _Answers, _null, _feature_values
 from .observe import CaseObs
 
-__all__ = ["more_repeats"]
+__all__ = ["Rounds", "more_repeats"]
 
 
 def _settled(hits: int, k: int, rate: float, alpha: float) -> bool:
@@ -48,3 +50,26 @@ def more_repeats(now: CaseObs, pooled: list[CaseObs], most: int, alpha: float = 
         if not _settled(unusual, now.executed, rate, alpha):
             return True
     return False
+
+
+class Rounds:
+    """The extra rounds of one run with `repeat: {min, max}`: after each, the cases that want
+    another call (`more_repeats`) against the reference the run will be judged by."""
+
+    def __init__(self, store: Any, suite: Any, run: Any, items: list[Any], most: int):
+        from . import build_reference
+        from .window import trailing_window
+
+        self.most = most
+        self.alpha = suite.analysis.alpha
+        self.ref = build_reference(store, suite.name, trailing_window(store, run, suite.analysis.window),
+                                   suite.analysis)
+        self.compiled = {it.compiled.case.id: it.compiled for it in items}
+
+    def next_round(self, results: list[Any]) -> list[Any]:
+        from ..runner import WorkItem
+        from .observe import observe_results
+
+        now = observe_results(results)
+        return [WorkItem(self.compiled[cid], len(obs.statuses)) for cid, obs in now.items()
+                if cid in self.compiled and more_repeats(obs, self.ref.pooled(cid), self.most, self.alpha)]

@@ -424,7 +424,7 @@ def rule_drift(f: Facts) -> Finding | None:
     new_fp = "; the model changed (new fingerprint)" if fp else ""
     if f.model_side.moved:
         side = f.model_side
-        direction = _direction(side, f.dropped and f.drop_side == "model")
+        direction = _direction(side, bool(f.cmp.significant_topics or f.cmp.judge_drops) and f.drop_side == "model")
         return Finding(VerdictClass.DRIFT, f"drift ({direction}): {_what(side)}, with our inputs unchanged{new_fp}: "
                                            f"{names(side.moved_cases)}")
     if f.dropped and f.drop_side == "model":
