@@ -21,6 +21,11 @@ over the bare client's) is the figure that compares across runs. `--no-plain` sk
 `--stack-floor` adds a third run: the same bare client, after importing the libraries every
 `harness run` needs (pydantic, PyYAML, SQLAlchemy, typer) and using none of them, which is
 the least any run built on them can take.
+
+`--otel` adds a run with tracing on (`HARNESS_OTEL=1`, harness.tracing) right after each
+one with it off, exporting to a local OTLP/HTTP sink that accepts and counts what it gets:
+"traced vs untraced" is the overhead of a trace per case (case, turn and client spans, the
+trace context on every request), wall time and CPU.
 """
 
 from __future__ import annotations
@@ -104,17 +109,62 @@ def plain_client(base_url: str, n: int, concurrency: int, stream: bool, stack: b
     asyncio.run(main())
 
 
-def _timed(cmd: list[str], out_path: Path) -> tuple[float, int, Any]:
+class OtlpSink:
+    """An OTLP/HTTP traces endpoint on 127.0.0.1 that accepts every export and counts it
+    (nothing decoded: a real collector does that on another machine)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes = 0
+        self.url = ""
+
+    def __enter__(self) -> "OtlpSink":
+        import asyncio
+        import threading
+
+        from aiohttp import web
+
+        ready = threading.Event()
+
+        async def traces(request: web.Request) -> web.Response:
+            self.bytes += len(await request.read())
+            self.requests += 1
+            return web.Response(body=b"", content_type="application/x-protobuf")
+
+        def serve() -> None:
+            self._loop = loop = asyncio.new_event_loop()
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_post("/v1/traces", traces)
+            runner = web.AppRunner(app, access_log=None)
+            loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            loop.run_until_complete(site.start())
+            self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(runner.cleanup())
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def _timed(cmd: list[str], out_path: Path, env: dict[str, str] | None = None) -> tuple[float, int, Any]:
     """Run a command; its wall time, exit code and resource usage (wait4: this process only)."""
     t0 = time.perf_counter()
     with open(out_path, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
     return time.perf_counter() - t0, os.waitstatus_to_exitcode(status), usage
 
 
 def run_once(n: int, latency_ms: float, concurrency: int, stream: bool, aiohttp_mock: bool = False,
-             plain: bool = True, stack_floor: bool = False) -> dict:
+             plain: bool = True, stack_floor: bool = False, otel: bool = False) -> dict:
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "mock_openai.py"), "--port", "0", "--latency-ms", str(latency_ms),
          *(["--aiohttp"] if aiohttp_mock else [])],
@@ -126,11 +176,23 @@ def run_once(n: int, latency_ms: float, concurrency: int, stream: bool, aiohttp_
             suite = write_project(Path(tmp), n, base_url, concurrency, stream)
             out_path = Path(tmp) / "out.txt"
             # wait4 gives this one process's CPU time and peak memory, not the server's
+            untraced = {k: v for k, v in os.environ.items() if k != "HARNESS_OTEL"}
             wall, code, usage = _timed([sys.executable, "-m", "harness", "run", str(suite), "-q", "--no-reports",
-                                        "--store", f"sqlite:///{tmp}/history.db"], out_path)
+                                        "--store", f"sqlite:///{tmp}/history.db"], out_path, untraced)
             output = out_path.read_text()
             if code != 0:
                 sys.exit(f"harness run failed ({code}): {output[-2000:]}")
+            traced = None
+            if otel:
+                with OtlpSink() as sink:
+                    env = {**untraced, "HARNESS_OTEL": "1", "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}
+                    wall_t, code, usage_t = _timed([sys.executable, "-m", "harness", "run", str(suite), "-q",
+                                                    "--no-reports", "--store", f"sqlite:///{tmp}/traced.db"],
+                                                   out_path, env)
+                    if code != 0 or "warning" in out_path.read_text():
+                        sys.exit(f"traced harness run failed ({code}): {out_path.read_text()[-2000:]}")
+                    traced = {"wall_s": wall_t, "cpu_s": usage_t.ru_utime + usage_t.ru_stime,
+                              "rss_mb": usage_t.ru_maxrss / 1024, "exports": sink.requests, "kb": sink.bytes / 1024}
             plain_wall = floor_wall = None
             client = [sys.executable, __file__, "--plain-client", base_url, "--cases", str(n),
                       "--concurrency", str(concurrency), *(["--no-stream"] if not stream else [])]
@@ -154,7 +216,8 @@ def run_once(n: int, latency_ms: float, concurrency: int, stream: bool, aiohttp_
             "peak_rss_mb": usage.ru_maxrss / 1024, "status": output.strip().splitlines()[-1],
             "plain_ratio": plain_wall / ideal if plain_wall else None,
             "vs_plain": wall / plain_wall if plain_wall else None,
-            "floor_ratio": floor_wall / ideal if floor_wall else None}
+            "floor_ratio": floor_wall / ideal if floor_wall else None, "traced": traced,
+            "cpu_s": cpu}
 
 
 def _line(r: dict, label: str = "") -> str:
@@ -162,6 +225,11 @@ def _line(r: dict, label: str = "") -> str:
              if r.get("vs_plain") else "")
     if r.get("floor_ratio"):
         plain += f"  plain aiohttp + stack imports ratio {r['floor_ratio']:.2f}"
+    t = r.get("traced")
+    if t:
+        plain += (f"  traced: wall {t['wall_s']:.2f}s (traced vs untraced {t['wall_s'] / r['wall_s']:.2f}), "
+                  f"cpu {t['cpu_s'] / r['cases'] * 1000:.2f} ms/case (x{t['cpu_s'] / r['cpu_s']:.2f}), "
+                  f"peak RSS {t['rss_mb']:.0f} MB, {t['exports']} exports, {t['kb']:.0f} KB")
     return (f"{label}N={r['cases']:>6} L={r['latency_ms']:g}ms C={r['concurrency']} stream={r['stream']}: "
             f"wall {r['wall_s']:.2f}s  ideal {r['ideal_s']:.2f}s  ratio {r['ratio']:.2f}  "
             f"cpu {r['cpu_ms_per_case']:.2f} ms/case  peak harness RSS {r['peak_rss_mb']:.0f} MB{plain}  "
@@ -180,6 +248,8 @@ def main() -> None:
     ap.add_argument("--no-plain", action="store_true", help="skip the bare aiohttp client paired with each run")
     ap.add_argument("--stack-floor", action="store_true",
                     help="also time the bare client after importing pydantic, PyYAML, SQLAlchemy and typer")
+    ap.add_argument("--otel", action="store_true",
+                    help="also run each size with tracing on (HARNESS_OTEL=1) into a local OTLP sink: the overhead")
     ap.add_argument("--plain-client", metavar="BASE_URL", help=argparse.SUPPRESS)  # the paired run itself
     ap.add_argument("--stack", action="store_true", help=argparse.SUPPRESS)  # with --plain-client
     args = ap.parse_args()
@@ -191,7 +261,7 @@ def main() -> None:
         runs = []
         for i in range(max(1, args.repeat)):
             runs.append(run_once(n, args.latency_ms, args.concurrency, not args.no_stream, args.aiohttp_mock,
-                                 plain=not args.no_plain, stack_floor=args.stack_floor))
+                                 plain=not args.no_plain, stack_floor=args.stack_floor, otel=args.otel))
             print(_line(runs[-1], f"run {i + 1}: "), flush=True)
         if len(runs) > 1:
             by_ratio = sorted(runs, key=lambda r: r["ratio"])

@@ -14,58 +14,29 @@ round in circles and was stopped.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
 from .checks import CompiledCheck, Subject
+from .percentiles import quantile
 from .records import AgentReply, CheckResult, Outcome, Transcript, Turn
-from .spec import CaseSpec, CheckSpec, TurnCount, TurnSpec
-from .stats import quantile
+from .spec import CaseSpec, TurnSpec
 from .targets.base import CallContext, Conversation, Target
-
-if TYPE_CHECKING:
-    from .runner import CompiledCase, Guard, WorkItem
+from .workload import CompiledCase, WorkItem, call_check_specs, compile_case
+from .tracing import traced_turn
 
 __all__ = ["call_check_specs", "compile_call", "pace", "play_call", "replay_case", "script_from"]
 
 T = TypeVar("T")
 
 
-# --- what the case expects at the end --------------------------------------------------
+class Guard(Protocol):
+    """What plays a call's requests under the suite's limits (the runner's `Guard`)."""
+
+    async def request(self, fn: Callable[[], Awaitable[T]], *, what: str = "request") -> T: ...
 
 
-# (field of the case's outcome or budgets, the check it becomes), in the order they run
-_OUTCOME_CHECKS = (
-    ("intent", "intent"), ("slots", "slots"), ("transferred", "transferred"),
-    ("transfer_reason", "transfer_reason"), ("ended_by", "ended_by"), ("turns", "turn_count"),
-    ("booking_exists", "booking_exists"), ("cancelled", "cancelled"), ("side_effects", "side_effects"),
-)
-_BUDGET_CHECKS = (
-    ("first_token_ms", "max_first_token_ms"), ("turn_ms", "max_turn_ms"),
-    ("p50_turn_ms", "max_p50_turn_ms"), ("p95_turn_ms", "max_p95_turn_ms"),
-)
-
-
-def call_check_specs(case: CaseSpec) -> list[CheckSpec]:
-    """The case's `outcome` and `budgets` as ordinary call-level check specs, in a fixed order."""
-    src = case.source
-    out: list[CheckSpec] = []
-    for given, table in ((case.outcome, _OUTCOME_CHECKS), (case.budgets, _BUDGET_CHECKS)):
-        if given is None:
-            continue
-        for field, name in table:
-            arg = getattr(given, field)
-            if arg is None:
-                continue
-            if field == "turns":  # `turns: 3` means exactly three
-                arg = arg.model_dump(exclude_none=True) if isinstance(arg, TurnCount) else {"exactly": arg}
-            out.append(CheckSpec(name=name, arg=arg, pos=src, name_pos=src))
-    return out
-
-
-def compile_call(case: CaseSpec, default_repeat: int = 1) -> "CompiledCase":
-    """Compile a case with every outcome and budget check (the runner's `compile_case`)."""
-    from .runner import compile_case
-
+def compile_call(case: CaseSpec, default_repeat: int = 1) -> CompiledCase:
+    """Compile a case with every outcome and budget check (the same as `workload.compile_case`)."""
     return compile_case(case, default_repeat)
 
 
@@ -73,7 +44,7 @@ def compile_call(case: CaseSpec, default_repeat: int = 1) -> "CompiledCase":
 
 
 class _Context(CallContext):
-    def __init__(self, guard: "Guard", case: CaseSpec, repeat_index: int):
+    def __init__(self, guard: Guard, case: CaseSpec, repeat_index: int):
         self._guard = guard
         self.case = case
         self.repeat_index = repeat_index
@@ -96,7 +67,7 @@ class _Call:
 
     async def turn(self, conv: Conversation, n: int, text: str, kind: str,
                    checks: list[CompiledCheck] = ()) -> AgentReply:
-        reply = await conv.reply(text, kind=kind)
+        reply = await traced_turn(n, kind, text, conv.reply(text, kind=kind))
         turn = Turn(n, text if kind != "silence" else None, reply, kind=kind)
         self.transcript.turns.append(turn)
         if checks:
@@ -122,7 +93,7 @@ class _Call:
 
 
 async def play_call(
-    target: Target, item: "WorkItem", guard: "Guard", extras: dict[str, Any] | None = None
+    target: Target, item: WorkItem, guard: Guard, extras: dict[str, Any] | None = None
 ) -> tuple[Transcript, list[CheckResult]]:
     """Play one call (scripted or goal-driven), checking each reply as it arrives.
 
@@ -158,7 +129,7 @@ async def play_call(
     return call.transcript, call.checks
 
 
-async def _play_script(conv: Conversation, call: _Call, cc: "CompiledCase") -> None:
+async def _play_script(conv: Conversation, call: _Call, cc: CompiledCase) -> None:
     turns = cc.turns  # compile_case works the turns out once
     for n, (spec, turn_checks) in enumerate(zip(turns, cc.turn_checks), start=1):
         if call.ended_at is not None:

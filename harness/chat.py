@@ -33,6 +33,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from .errors import ConfigError, InfraError
+from .tracing import chat_request
 from .httpclient import (Masker, RetryPolicy, Session, SSEDecoder, excerpt, loads, merge_headers, parse_json,
                          safe_endpoint, status_error)
 
@@ -125,6 +126,7 @@ class ChatClient:
             return await self.send(body)
         return await self.retry.run(lambda: self.send(body))
 
+    @chat_request  # a client span per request when the run is traced
     async def send(self, body: dict[str, Any]) -> ChatResult:
         """One request (one more if the endpoint refuses JSON mode), no retries."""
         if self._gate is None:

@@ -33,13 +33,64 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
+class _RunCommand(typer.core.TyperCommand):
+    """`harness run`, with the options the targets add (the embedded agent's `--sim-fault`).
+
+    The targets are imported only when they are needed: for `--help`, or when the command
+    line holds an option `run` does not know itself. A plain run imports just its own target.
+    Each target option takes one value (`--sim-fault X` or `--sim-fault=X`) and may repeat.
+    """
+
+    def parse_args(self, ctx, args):
+        known = {name for p in self.params for name in (*p.opts, *p.secondary_opts)} | {"--help"}
+        if any(a.startswith("--") and a.split("=", 1)[0] not in known for a in args):
+            from .targets import cli_options
+
+            flags = {opt.flag for _kind, opt in cli_options()} - known
+            given: dict[str, list[str]] = {}
+            rest: list[str] = []
+            i = 0
+            while i < len(args):
+                a = args[i]
+                if a == "--":
+                    rest += args[i:]
+                    break
+                flag, eq, value = a.partition("=")
+                if flag in flags:
+                    if not eq:
+                        if i + 1 >= len(args):
+                            raise typer.BadParameter("requires a value", param_hint=f"'{flag}'")
+                        value, i = args[i + 1], i + 1
+                    given.setdefault(flag, []).append(value)
+                else:
+                    rest.append(a)
+                i += 1
+            ctx.meta[TARGET_OPTIONS] = {flag: tuple(values) for flag, values in given.items()}
+            args = rest
+        return super().parse_args(ctx, args)
+
+    def format_options(self, ctx, formatter) -> None:
+        super().format_options(ctx, formatter)
+        from .targets import cli_options
+
+        rows = [(f"{opt.flag} {opt.metavar}", f"[{kind} target] {opt.help}") for kind, opt in cli_options()]
+        if rows:
+            with formatter.section("Target options"):
+                formatter.write_dl(rows)
+
+
+TARGET_OPTIONS = "harness.target_options"
+
+
 def _fail(err: HarnessError) -> "typer.Exit":
-    _console(stderr=True).print(f"error: {err.line()}", markup=False, soft_wrap=True)
-    return typer.Exit(int(err.exit_code))
+    from .commands import fail
+
+    return fail(err)
 
 
-@app.command()
+@app.command(cls=_RunCommand)
 def run(
+    ctx: typer.Context,
     suite: str = typer.Argument(..., metavar="SUITE", help="Suite file, e.g. suites/post-merge.yaml"),
     topic: List[str] = typer.Option(
         [], "--topic", "-t", metavar="TOPIC", help="Only cases of this topic (repeatable)."
@@ -54,10 +105,6 @@ def run(
     repeat: Optional[int] = typer.Option(None, "--repeat", "-n", metavar="N", min=1, help="Run every case N times."),
     concurrency: Optional[int] = typer.Option(
         None, "--concurrency", "-c", metavar="N", min=1, help="Calls in flight at once."
-    ),
-    sim_fault: List[str] = typer.Option(
-        [], "--sim-fault", metavar="FAULT",
-        help="Inject a fault into the embedded agent, e.g. model_update or hallucination:0.2."
     ),
     store: Optional[str] = typer.Option(None, "--store", metavar="URL", help="SQLAlchemy URL of the history store."),
     report_dir: Optional[str] = typer.Option(None, "--report-dir", "-o", metavar="DIR", help="Folder for the reports."),
@@ -92,14 +139,15 @@ def run(
     console = None if quiet else _console()
     options = RunOptions(
         topics=tuple(topic), tags=tuple(tag), exclude_tags=tuple(exclude_tag), ids=tuple(case_id),
-        repeat=repeat, concurrency=concurrency, sim_faults=tuple(sim_fault), store_url=store,
+        repeat=repeat, concurrency=concurrency, store_url=store,
+        target_options=dict(ctx.meta.get(TARGET_OPTIONS, {})),
         report_dir=report_dir, json_path=json_path, junit_path=junit_path, html_path=html_path,
         write_reports=not no_reports, progress=not (no_progress or quiet), notify=not no_notify, shard=shard, group=group,
         accept_baseline=accept_baseline,
     )
     try:
         if lock_stale:
-            from .scheduler import parse_duration
+            from .scheduling.daemon import parse_duration
 
             options.lock_stale_s = parse_duration(lock_stale, what="--lock-stale")
             if options.lock_stale_s <= 0:

@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from pydantic_core import from_json
 
 from .errors import InfraError
+from .tracing import outgoing_headers
 
 if TYPE_CHECKING:  # imported on first use: aiohttp costs ~0.2 s to import
     import aiohttp
@@ -146,6 +147,7 @@ class Session:
         reused connection without any answer is sent once more on a fresh one.
         """
         client = self._client or self._open()
+        headers = outgoing_headers(headers)  # traceparent, tracestate, baggage when the run is traced
         proxy = self._proxies.get(url)
         if proxy is None:
             proxy = self._proxies[url] = _proxy_for(url)

@@ -16,15 +16,16 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
-from .checks import CompiledCheck, compile_check
+from .calls import play_call  # the caller's side of a call: scripted or goal-driven
 from .errors import InfraError, TargetUnreachable
 from .httpclient import RetryPolicy
 from .records import CaseResult, CheckResult
-from .spec import CaseSpec, CheckSpec, Limits, TurnSpec
-from .targets.base import CallContext, Target
-from .calls import call_check_specs, play_call  # the caller's side of a call: scripted or goal-driven
+from .spec import Limits
+from .targets.base import Target
+from .workload import CompiledCase, WorkItem, compile_case, plan_items  # noqa: F401  (the plan, re-exported)
+from . import tracing
 
 T = TypeVar("T")
 
@@ -33,63 +34,8 @@ T = TypeVar("T")
 BREAKER_KINDS = frozenset({"connection", "timeout"})
 
 
-# --- plan -----------------------------------------------------------------------------
-
-
-@dataclass
-class CompiledCase:
-    """A case with its checks compiled once, shared by all its repeats.
-
-    What every call reads of the case (its turns, topic, tags, source line) is worked out
-    here once too: on the pydantic model those are properties that build new objects.
-    """
-
-    case: CaseSpec
-    turn_checks: list[list[CompiledCheck]]
-    call_checks: list[CompiledCheck]
-    repeat: int
-    turns: list[TurnSpec]
-    topic: str
-    tags: tuple[str, ...]
-    source: str  # "file:line"
-    inputs: str | None = None  # our side of the call, hashed (harness.analysis.inputs)
-
-
-def compile_case(case: CaseSpec, default_repeat: int = 1) -> CompiledCase:
-    """Compile a case's checks; `outcome` and `budgets` become ordinary call-level checks."""
-    # The loader compiled the case's own checks while validating it, by (id(spec), scope):
-    # each keeps its spec alive, so an id found there is that very spec; the specs of an
-    # edited case, and outcome and budget checks, are compiled here.
-    loaded = case._derived.get("checks") or {}
-
-    def compiled(spec: CheckSpec, scope: Any) -> CompiledCheck:
-        hit = loaded.get((id(spec), scope))
-        return hit if hit is not None else compile_check(spec, scope=scope)
-
-    turns = case.call_turns
-    turn_checks = [[compiled(s, "turn") for s in t.expect] for t in turns]
-    call_specs: list[CheckSpec] = [*case.call_expect, *call_check_specs(case)]  # outcome + budgets (harness.calls)
-    src = case.source
-    call_checks = [compiled(s, "call") for s in call_specs]
-    return CompiledCase(case, turn_checks, call_checks, case.repeat or default_repeat, turns=turns,
-                        topic=case.resolved_topic, tags=tuple(case.resolved_tags),
-                        source=f"{src.path}:{src.line}")
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    compiled: CompiledCase
-    repeat_index: int
-
-
-def plan_items(compiled: Iterable[CompiledCase]) -> list[WorkItem]:
-    """Every case × repeat, repeats of one case interleaved with other cases' first runs."""
-    compiled = list(compiled)
-    items: list[WorkItem] = []
-    max_repeat = max((c.repeat for c in compiled), default=0)
-    for r in range(max_repeat):
-        items.extend(WorkItem(c, r) for c in compiled if r < c.repeat)
-    return items
+# What is played (CompiledCase, WorkItem, compile_case, plan_items) is worked out in
+# `harness.workload`, under both this module and the call driver.
 
 
 # --- guards ---------------------------------------------------------------------------
@@ -190,16 +136,6 @@ class Guard:
             self.stats.retries += 1
 
 
-class _Context(CallContext):
-    def __init__(self, guard: Guard, case: CaseSpec, repeat_index: int):
-        self._guard = guard
-        self.case = case
-        self.repeat_index = repeat_index
-
-    async def request(self, fn: Callable[[], Awaitable[T]], *, what: str = "request") -> T:
-        return await self._guard.request(fn, what=what)
-
-
 # --- one call ------------------------------------------------------------------------
 
 
@@ -254,13 +190,14 @@ class Runner:
     async def run(self, items: list[WorkItem]) -> RunStats:
         stats = RunStats(requests=self.guard.stats)
         queue = iter(items)
+        one = tracing.wrap_case(self._one)  # self._one itself when tracing is off
 
         async def worker() -> None:
             for item in queue:
                 if self.guard.breaker.is_open:
                     self.on_result(self._not_run(item))
                     continue
-                self.on_result(await self._one(item))
+                self.on_result(await one(item))
 
         workers = [asyncio.create_task(worker()) for _ in range(min(self.limits.concurrency, max(1, len(items))))]
         try:

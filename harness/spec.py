@@ -290,7 +290,7 @@ def _loader_attr(name: str) -> property:
 
 
 def fault_text(name: Any, value: Any) -> str:
-    """One fault of a `{name: value}` mapping as the "name:value" text the sim reads."""
+    """One fault of a `{name: value}` mapping as the "name:value" text a target reads."""
     return str(name) if value is None else f"{name}:{value}"
 
 
@@ -306,8 +306,8 @@ class CaseSpec(Strict):
     prompt: str | None = None
     caller: CallerSpec | None = Field(default=None, description="a goal-driven caller instead of scripted turns")
     faults: list[str] = Field(default_factory=list,
-                              description="sim faults active during this call (chaos cases): a name, 'name:value' "
-                                          "or {name: value}, as in a sim target's faults")
+                              description="faults the target injects during this call (chaos cases): a name, "
+                                          "'name:value' or {name: value}, as in the target's own faults")
     expect: list[CheckSpec] = Field(default_factory=list)
     outcome: OutcomeSpec | None = None
     budgets: Budgets | None = None
@@ -328,8 +328,8 @@ class CaseSpec(Strict):
     @field_validator("faults", mode="before")
     @classmethod
     def _fault_mappings(cls, v: Any) -> Any:
-        """`{latency: 800}` is "latency:800", as in a sim target's faults; names and values are
-        checked by the loader, each at its own position (harness.loading._calls)."""
+        """`{latency: 800}` is "latency:800", as in a target's faults; names and values are
+        checked by the target that runs the case, each at its own position (harness.targets.fault_errors)."""
         if not isinstance(v, list):
             return v
         out: list[Any] = []
@@ -533,6 +533,39 @@ class AnalysisSpec(Strict):
     latency_shift: float = Field(default=0.5, ge=0, description="relative p95 change worth reporting")
 
 
+class TracingSpec(Strict):
+    """OpenTelemetry traces of a run (`harness.tracing`): a trace per case and repeat, sent over
+    OTLP/HTTP. Unset keys fall back on the standard OTEL_* environment variables."""
+
+    enabled: bool = True
+    endpoint: str | None = Field(default=None, description="OTLP/HTTP collector, e.g. http://collector:4318 "
+                                                          "(default: OTEL_EXPORTER_OTLP_ENDPOINT)")
+    headers: dict[str, SecretStr] = Field(default_factory=dict, description="sent to the collector; write ${ENV_VAR}")
+    service_name: str | None = Field(default=None, description="default: OTEL_SERVICE_NAME, else harness")
+    record_content: bool = Field(default=False, description="put what caller and agent said on the spans")
+    trace_url: str | None = Field(default=None, description="a link to one trace, with {trace_id}, e.g. "
+                                                           "https://jaeger.example.com/trace/{trace_id}")
+
+    @field_validator("endpoint", "trace_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_endpoint(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL such as http://127.0.0.1:4318")
+        return v
+
+    @field_validator("trace_url")
+    @classmethod
+    def _trace_template(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith(("http://", "https://")) or "{trace_id}" not in v):
+            raise ValueError("expected an http(s) URL holding {trace_id}, e.g. https://jaeger.example.com/trace/{trace_id}")
+        return v
+
+
 class Suite(Strict):
     """A suite: what runs, against what, and where results go."""
 
@@ -555,6 +588,7 @@ class Suite(Strict):
     notify: NotifySpec = Field(default_factory=NotifySpec)
     budgets: Budgets | None = Field(default=None, description="latency budgets for every case (a case's own win)")
     caller: CallerModelSpec | None = Field(default=None, description="the model that plays goal-driven callers")
+    tracing: TracingSpec | None = Field(default=None, description="OpenTelemetry traces of every call (off by default)")
 
     _file: str = PrivateAttr(default="")
     _root: str = PrivateAttr(default=".")

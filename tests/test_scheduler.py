@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from harness.cli import app
 from harness.errors import ConfigError
 from harness.locks import LockHeld, SuiteLock, holder
-from harness.scheduler import Daemon, listing, parse_duration, read_schedules
+from harness.scheduling.daemon import Daemon, listing, parse_duration, read_schedules
 from harness.scheduling import catch_up, crontab_days, crontab_trigger, next_fires
 from harness.scheduling.state import last_fire, record_fire
 from harness.store import Store

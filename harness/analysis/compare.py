@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..spec import AnalysisSpec, ReducerSpec
-from ..stats import percentile
+from ..percentiles import percentile
 from .behaviour import CaseBehaviour, case_behaviour
 from .consistency import ALL, reduce_case
 from .observe import NO_ROUTE, CaseObs, short

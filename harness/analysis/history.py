@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..stats import percentile
+from ..percentiles import percentile
 from ..store import Store
 from ..verdict import Verdict
 from .consistency import agreement, reduce_case

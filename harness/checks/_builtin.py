@@ -1,4 +1,3 @@
 """Import the built-in check modules so their `@check` registrations run."""
 
-from . import latency, structure, text  # noqa: F401
-from ..judge import checks as _judge_checks  # noqa: F401
+from . import judge, latency, structure, text  # noqa: F401

@@ -15,7 +15,7 @@ from typing import Annotated, Callable
 from pydantic import Field
 
 from ..records import AgentReply
-from ..stats import quantile
+from ..percentiles import quantile
 from .base import CheckFn, Score, Subject, check
 
 Millis = Annotated[float, Field(gt=0)]

@@ -29,7 +29,7 @@ def _open(store_url: str | None, suite: str | None) -> tuple[Any, str | None]:
 
 
 def _run(fn, *args: Any) -> None:
-    from ..cli import _fail
+    from . import fail as _fail
     from ..errors import HarnessError
 
     try:

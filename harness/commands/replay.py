@@ -30,23 +30,23 @@ def replay(
     store: Optional[str] = typer.Option(None, "--store", metavar="URL", help="SQLAlchemy URL of the history store."),
 ) -> None:
     """Replay one recorded call turn by turn; exit 0 when every agent reply is the same as recorded, 1 when not."""
-    import asyncio
-
     from rich.console import Console
     from rich.markup import escape
 
-    from ..errors import ConfigError, HarnessError
+    from ..errors import ConfigError, HarnessError, InfraError
 
     out, err = Console(highlight=False), Console(stderr=True, highlight=False)
     try:
         run_ref, sep, case_id = ref.rpartition(":")
         if not sep or not run_ref or not case_id:
             raise ConfigError(f"expected RUN:CASE, e.g. latest:rsv-goal-ja-001; got {ref!r}")
-        recorded, case, target = _load(suite_path, run_ref, case_id, repeat_index, store)
-        transcript, checks = asyncio.run(_play(target, case, repeat_index))
+        recorded, result = _replay(suite_path, run_ref, case_id, repeat_index, store)
+        if result.status in ("error", "not_run"):
+            raise InfraError(result.error_kind or "connection", result.error or "the call did not complete")
     except HarnessError as e:
         err.print(f"error: {e.line()}", markup=False, soft_wrap=True)
         raise typer.Exit(int(e.exit_code)) from None
+    transcript, checks = result.transcript, result.checks
     same = True
     for old, new in zip(recorded.turns, transcript.turns):
         match = old.reply.text == new.reply.text
@@ -67,22 +67,26 @@ def replay(
     raise typer.Exit(0 if same else 1)
 
 
-def _load(suite_path: str, run_ref: str, case_id: str, repeat_index: int, store_url: str | None):
-    from ..calls import replay_case
+def _replay(suite_path: str, run_ref: str, case_id: str, repeat_index: int, store_url: str | None):
+    """The recorded call and the result of playing it again: the run's own plan, one item, executed."""
+    from dataclasses import replace
+
+    from ..calls import compile_call, replay_case
     from ..errors import ConfigError
-    from ..loading import load_cases, load_suite, suite_position_of, suite_target_raw
-    from ..store import Store
-    from ..targets.base import create
+    from ..pipeline import RunOptions, make_plan
+    from ..stages.execute import execute
+    from ..stages.record import open_store
+    from ..workload import WorkItem
 
-    suite = load_suite(suite_path)
-    cases = {c.id: c for c in load_cases(suite)}
+    # the suite's whole selection is loaded (a case outside its select: is not in the plan)
+    plan = make_plan(suite_path, RunOptions(store_url=store_url, progress=False, write_reports=False, notify=False,
+                                            lock=False))
+    cases = {c.id: c for c in plan.cases}
     if case_id not in cases:
-        raise ConfigError(f"no case {case_id!r} in the suite {suite.name!r}")
-    from ..pipeline import suite_store_url
-
-    db = Store.open(store_url or suite_store_url(suite), root=suite.root)
+        raise ConfigError(f"no case {case_id!r} in the suite {plan.suite.name!r}")
+    db = open_store(plan)
     try:
-        run = db.get_run(run_ref if run_ref != "latest" else f"latest:{suite.name}")
+        run = db.get_run(run_ref if run_ref != "latest" else f"latest:{plan.suite.name}")
         if run is None:
             raise ConfigError(f"no run {run_ref!r} in the store")
         found = [r for r in db.results(run.run_id) if r.case_id == case_id and r.repeat_index == repeat_index]
@@ -91,16 +95,8 @@ def _load(suite_path: str, run_ref: str, case_id: str, repeat_index: int, store_
     if not found or found[-1].transcript is None:
         raise ConfigError(f"run {run.run_id} has no recorded call for {case_id!r} (repeat {repeat_index})")
     recorded = found[-1].transcript
-    target = create(suite_target_raw(suite), suite_position_of(suite))
-    target.root = suite.root
-    return recorded, replay_case(cases[case_id], recorded), target
-
-
-async def _play(target, case, repeat_index: int):
-    from ..calls import compile_call, play_call
-    from ..runner import Guard, WorkItem
-
-    try:
-        return await play_call(target, WorkItem(compile_call(case), repeat_index), Guard(target.limits))
-    finally:
-        await target.aclose()
+    replayed = replace(plan.only([WorkItem(compile_call(replay_case(cases[case_id], recorded)), repeat_index)]),
+                       judge=None)
+    results = []
+    execute(replayed, results.append)
+    return recorded, results[0]

@@ -44,7 +44,7 @@ def schedule(
     from rich.console import Console
 
     from ..errors import HarnessError
-    from ..scheduler import Daemon, listing, parse_duration, read_schedules
+    from ..scheduling.daemon import Daemon, listing, parse_duration, read_schedules
 
     err = Console(stderr=True, highlight=False)
     try:

@@ -1,7 +1,7 @@
 """The LLM judge: GEval / ConversationalGEval on any OpenAI-compatible model.
 
 Public names are loaded on first use: this package is imported whenever the check
-registry is (the `judge` checks live here), and neither SQLAlchemy's cache tables nor
+registry is (its checks, `harness.checks.judge`, read its errors), and neither SQLAlchemy's cache tables nor
 deepeval should slow down `harness --help`.
 """
 

@@ -21,8 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import ConfigError, ConfigErrors, Position
-from ..loading import PositionFinder, parse_yaml, validation_error_to_config_error
-from ..loading._yaml import decode_utf8
+from ..yamlio import PositionFinder, decode_utf8, parse_yaml, validation_error_to_config_error
 
 CANARY_EXPECTED = "a list of canaries, each {input, answer, criteria or rubric, expected: pass|fail}"
 

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ConfigError, ConfigErrors
-from ..loading import PositionFinder, read_yaml, validation_error_to_config_error
+from ..yamlio import PositionFinder, read_yaml, validation_error_to_config_error
 
 RUBRIC_NAME = r"^[a-z0-9][a-z0-9_.\-]*$"
 RUBRIC_EXPECTED = "a rubric mapping with name, version, criteria, evaluation_steps and threshold"

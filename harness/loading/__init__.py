@@ -6,17 +6,21 @@ line and column of the mistake. Every user mistake is one line: `path:line:col: 
 wrong (expected …; did you mean …?)`.
 """
 
-from ._cases import display_path, golden_files, load_cases
-from ._env import expand_env
-from ._errors import (
+from ..yamlio import (  # re-exported: the YAML layer under the loader, for older imports
+    PosDict,
     PositionFinder,
+    PositionLoader,
+    PosList,
+    parse_yaml,
+    read_yaml,
     validation_error_to_config_error,
     validation_errors_to_config_errors,
 )
+from ._cases import display_path, golden_files, load_cases
+from ._env import expand_env
 from ._golden import GOLDEN_EXPECTED, golden_file_errors, load_golden_file
 from ._suite import SUITE_EXPECTED, find_root, load_suite, suite_file_errors, suite_position_of, suite_target_raw
 from ._validate import validate_paths
-from ._yaml import PosDict, PositionLoader, PosList, parse_yaml, read_yaml
 
 __all__ = [
     "GOLDEN_EXPECTED",

@@ -19,8 +19,12 @@ from ..errors import ConfigError, Position
 from ..spec import SLOT_NAMES, Budgets, CaseSpec, CheckSpec, GoldenFile, Suite, fault_text
 
 
-def call_errors(golden: GoldenFile, raw: Any, path: str) -> list[ConfigError]:
-    """Every slot name, fault and caller setting of the file's calls that cannot work."""
+def call_errors(golden: GoldenFile, raw: Any, path: str, target_kind: str | None = None) -> list[ConfigError]:
+    """Every slot name, fault and caller setting of the file's calls that cannot work.
+
+    `target_kind` is the target of the suite the file is read for; it checks the cases'
+    faults (a file read on its own: the targets that inject faults, see targets.fault_errors).
+    """
     known = (*SLOT_NAMES, *golden.slots)
     errors: list[ConfigError] = []
     raw_cases = raw["cases"]
@@ -45,7 +49,7 @@ def call_errors(golden: GoldenFile, raw: Any, path: str) -> list[ConfigError]:
         for j, turn in enumerate(case.turns or []):
             errors += _check_slots(turn.expect, _get(raw_case["turns"][j], "expect"), known, fallback)
         if case.faults:
-            errors += _faults(case, _get(raw_case, "faults"), fallback)
+            errors += _faults(case, _get(raw_case, "faults"), fallback, target_kind)
     return sorted(errors, key=lambda e: (e.position.line, e.position.col) if e.position else (0, 0))
 
 
@@ -82,8 +86,8 @@ def _check_slots(checks: list[CheckSpec], raw_list: Any, known: tuple[str, ...],
     return out
 
 
-def _faults(case: CaseSpec, raw: Any, fallback: Position) -> list[ConfigError]:
-    from ..targets.sim.faults import parse_fault
+def _faults(case: CaseSpec, raw: Any, fallback: Position, target_kind: str | None) -> list[ConfigError]:
+    from ..targets import fault_errors
 
     # what was written, each with its position: a mapping may hold several faults, so the
     # case's flat list of "name:value" strings does not line up with the YAML items
@@ -96,13 +100,7 @@ def _faults(case: CaseSpec, raw: Any, fallback: Position) -> list[ConfigError]:
             written += [(fault_text(n, v), key_pos.get(n, pos)) for n, v in item.items()]
         else:
             written.append((str(item), pos))
-    out = []
-    for text, pos in written or [(f, fallback) for f in case.faults]:
-        try:
-            parse_fault(text)
-        except ValueError as e:
-            out.append(ConfigError(f"faults: {e}", pos))
-    return out
+    return fault_errors(written or [(f, fallback) for f in case.faults], target_kind)
 
 
 # --- what a case inherits from its suite --------------------------------------------------

@@ -11,8 +11,8 @@ from ..errors import ConfigError
 from ..spec import CaseSpec, Suite
 from ._calls import apply_suite
 from ._golden import golden_file_errors, raise_errors
+from ..yamlio import gc_paused
 from ._suite import suite_position_of
-from ._yaml import gc_paused
 
 
 def display_path(path: str) -> str:
@@ -45,10 +45,12 @@ def golden_files(suite: Suite) -> tuple[list[str], list[ConfigError]]:
 def all_cases(suite: Suite, *, compile_checks: bool = True) -> tuple[list[CaseSpec], list[ConfigError]]:
     """Every case of the suite's golden files, in file order; errors are collected."""
     files, errors = golden_files(suite)
+    kind = suite.target.kind if isinstance(suite.target.kind, str) else None
     cases: list[CaseSpec] = []
     first: dict[str, CaseSpec] = {}
     for path in files:
-        golden, file_errors = golden_file_errors(display_path(path), compile_checks=compile_checks)
+        golden, file_errors = golden_file_errors(display_path(path), compile_checks=compile_checks,
+                                                 target_kind=kind)
         errors.extend(file_errors)
         if golden is None:
             continue

@@ -11,7 +11,7 @@ import re
 from typing import Any, Mapping
 
 from ..errors import ConfigError, Position
-from ._yaml import PosDict, PosList
+from ..yamlio import PosDict, PosList
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

@@ -10,8 +10,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError, ConfigErrors, Position
 from ..spec import CheckSpec, GoldenFile
 from ._calls import call_errors
-from ._errors import PositionFinder, validation_errors_to_config_errors
-from ._yaml import read_yaml
+from ..yamlio import PositionFinder, read_yaml, validation_errors_to_config_errors
 
 GOLDEN_EXPECTED = "a mapping with topic and cases"
 
@@ -37,8 +36,12 @@ def load_golden_file(path: str | Path, *, compile_checks: bool = True) -> Golden
     return golden
 
 
-def golden_file_errors(path: str | Path, *, compile_checks: bool = True) -> tuple[GoldenFile | None, list[ConfigError]]:
-    """Like `load_golden_file`, but collect the errors instead of raising them."""
+def golden_file_errors(path: str | Path, *, compile_checks: bool = True,
+                       target_kind: str | None = None) -> tuple[GoldenFile | None, list[ConfigError]]:
+    """Like `load_golden_file`, but collect the errors instead of raising them.
+
+    `target_kind`: the target of the suite the file is read for (it checks the cases' faults).
+    """
     shown = str(path)
     try:
         raw = read_yaml(path, expected=GOLDEN_EXPECTED)
@@ -51,7 +54,7 @@ def golden_file_errors(path: str | Path, *, compile_checks: bool = True) -> tupl
         return None, validation_errors_to_config_errors(e, finder, model=GoldenFile)
     _annotate(golden, raw, shown)
     errors = _compile_checks(golden) if compile_checks else []
-    errors += call_errors(golden, raw, shown)
+    errors += call_errors(golden, raw, shown, target_kind)
     return golden, errors
 
 

@@ -11,9 +11,8 @@ from pydantic import ValidationError
 from ..errors import ConfigError, Position
 from ..spec import Suite
 from ._env import expand_env
-from ._errors import PositionFinder, validation_errors_to_config_errors
+from ..yamlio import PosDict, PositionFinder, read_yaml, validation_errors_to_config_errors
 from ._golden import raise_errors
-from ._yaml import PosDict, read_yaml
 
 SUITE_EXPECTED = "a mapping with name, golden and target"
 

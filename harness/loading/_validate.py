@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 from typing import Mapping
 
-from pydantic import ValidationError
-
 from ..errors import ConfigError
 from ..spec import Suite
+from ..yamlio import read_yaml
 from ._cases import all_cases, display_path
-from ._errors import validation_errors_to_config_errors
 from ._golden import GOLDEN_EXPECTED, golden_file_errors
 from ._suite import SUITE_EXPECTED, suite_file_errors, suite_position_of, suite_target_raw
-from ._yaml import read_yaml
 
 SUITE_KEYS = {"target", "golden"}
 
@@ -79,26 +75,13 @@ def _validate_file(path: str, env: Mapping[str, str]) -> list[ConfigError]:
 
 
 def _target_errors(suite: Suite) -> list[ConfigError]:
-    """Check the target's settings against its own model, without building the target."""
-    try:
-        from ..targets import registry
+    """The target checks its own settings (at their positions in the suite), without being built."""
+    from ..targets import target_class
 
-        targets = registry()
-    except ImportError:  # no target registered yet: nothing to check the settings against
-        return []
     position_of = suite_position_of(suite)
     raw = suite_target_raw(suite)
-    kind = raw.get("kind")
-    cls = targets.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        hint = difflib.get_close_matches(str(kind), list(targets), n=1)
-        more = f"; did you mean {hint[0]!r}?" if hint else ""
-        return [ConfigError(
-            f"unknown target kind {kind!r} (expected one of: {', '.join(sorted(targets))}{more})",
-            position_of(("target", "kind")),
-        )]
     try:
-        cls.config_model.model_validate(dict(raw))
-    except ValidationError as e:
-        return validation_errors_to_config_errors(e, position_of, prefix=("target",), model=cls.config_model)
-    return []
+        cls = target_class(raw, position_of)
+    except ConfigError as e:
+        return [e]
+    return cls.config_errors(raw, position_of)

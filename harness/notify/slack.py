@@ -128,6 +128,8 @@ def case_line(c: FailingCase, label: str | None, limit: int) -> str:
     head = f"• `{esc(c.case_id)}` ({esc(c.topic)})"
     if label:
         head += f" — {label}"
+    if c.trace is not None:  # the case's OpenTelemetry trace: a link when the suite names a trace URL
+        head += f" <{esc(c.trace.url)}|trace>" if c.trace.url else f" trace `{c.trace.trace_id}`"
     return head + f": {esc(cut(c.reason, limit))}"
 
 

@@ -10,7 +10,7 @@ from .console import ProgressReporter, print_summary, summary_table
 from .html import render_run_html, write_run_html
 from .json_report import build_json, write_json
 from .junit import build_junit, write_junit
-from ..stats import percentile
+from ..percentiles import percentile
 from .summary import ErrorGroup, RunSummary, SlowTurn, StatusLine, Tally, rate_text, status_line, summarize
 
 __all__ = [

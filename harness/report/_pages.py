@@ -131,6 +131,14 @@ def turn_view(t: Turn, checks: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def trace_view(run: Any, r: CaseResult) -> dict[str, str | None] | None:
+    """The case's OpenTelemetry trace id, and its link when the suite names a trace URL template."""
+    from ..tracing import trace_ref
+
+    ref = trace_ref(run, r.case_id, r.repeat_index, r.status)
+    return {"trace_id": ref.trace_id, "url": ref.url} if ref is not None else None
+
+
 def case_view(r: CaseResult, idx: int, repeated: set[str]) -> dict[str, Any]:
     by_turn: dict[int, list[dict[str, Any]]] = {}
     call_checks: list[dict[str, Any]] = []

@@ -22,6 +22,7 @@ from ._pages import (
     STATUS_ORDER,
     assets,
     case_view,
+    trace_view,
     compact,
     environment,
     fmt_duration,
@@ -91,6 +92,7 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
     cases = []
     for n, i in enumerate(order, 1):
         view = case_view(results[i], n, repeated)
+        view["trace"] = trace_view(run, results[i])
         if not include_passed_transcripts and view["status"] == "passed":
             view["turns"], view["call_checks"], view["outcome"] = [], [], None
             view["omitted"] = True

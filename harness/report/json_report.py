@@ -30,8 +30,18 @@ def build_json(run: RunInfo, results: Sequence[CaseResult], summary: RunSummary 
         "run": redact(run.to_dict()),
         "summary": {"status": status.level, "status_line": status.text, **summary.to_dict()},
         "verdict": redact(raw_verdict(run)),
-        "results": [r.to_dict() for r in results],
+        "results": [r.to_dict() | _trace_of(run, r) for r in results],
     }
+
+
+def _trace_of(run: RunInfo, r: CaseResult) -> dict[str, Any]:
+    """`trace_id` (and `trace_url`) of a result when the run was traced (harness.tracing)."""
+    from ..tracing import trace_ref
+
+    ref = trace_ref(run, r.case_id, r.repeat_index, r.status)
+    if ref is None:
+        return {}
+    return {"trace_id": ref.trace_id, "trace_url": ref.url} if ref.url else {"trace_id": ref.trace_id}
 
 
 def _finite(value: Any) -> Any:

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..records import CaseResult, RunInfo, Transcript
+from ..tracing import trace_ref
 from ._common import one_line, redact, write_text_atomic, xml_safe
 from .summary import RunSummary, rate_text, repeated_case_ids, summarize
 
@@ -107,11 +108,11 @@ def build_junit(run: RunInfo, results: Sequence[CaseResult], summary: RunSummary
                 prop.set("name", name)
                 _set(prop, "value", value)
         for r in by_topic[tally.topic]:
-            suite.append(_testcase(r, repeated))
+            suite.append(_testcase(r, repeated, run))
     return ET.ElementTree(root)
 
 
-def _testcase(r: CaseResult, repeated: set[str]) -> ET.Element:
+def _testcase(r: CaseResult, repeated: set[str], run: RunInfo | None = None) -> ET.Element:
     case = ET.Element("testcase")
     _set(case, "classname", r.topic)
     name = f"{r.case_id} [repeat {r.repeat_index + 1}]" if r.case_id in repeated else r.case_id
@@ -120,6 +121,14 @@ def _testcase(r: CaseResult, repeated: set[str]) -> ET.Element:
     file, line = _source_file(r.source)
     _set(case, "file", file)
     _set(case, "line", line)
+    trace = trace_ref(run, r.case_id, r.repeat_index, r.status)
+    if trace is not None:  # the case's OpenTelemetry trace (harness.tracing)
+        properties = ET.SubElement(case, "properties")
+        for name, value in (("trace_id", trace.trace_id), ("trace_url", trace.url)):
+            if value:
+                prop = ET.SubElement(properties, "property")
+                prop.set("name", name)
+                _set(prop, "value", value)
     if r.status == "failed":
         reasons = r.failing_reasons or ["a check failed (no reason given)"]
         el = ET.SubElement(case, "failure")

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..records import CaseResult, RunInfo
-from ..stats import percentile
+from ..percentiles import percentile
+from ..tracing import TraceRef, trace_ref
 from ..verdict import Evidence, Verdict, VerdictClass
 from ._common import one_line
 
@@ -173,6 +174,7 @@ class FailingCase:
     topic: str
     status: str  # failed or error
     reason: str
+    trace: TraceRef | None = None  # its OpenTelemetry trace, when the run was traced
 
 
 @dataclass(slots=True)
@@ -398,10 +400,12 @@ def summarize(results: Iterable[CaseResult], run: RunInfo | None = None, *, slow
         total.add(r, judge)
         if r.status == "failed":
             if r.case_id not in failing:
-                failing[r.case_id] = FailingCase(r.case_id, r.topic, "failed", _reason(r))
+                failing[r.case_id] = FailingCase(r.case_id, r.topic, "failed", _reason(r),
+                                                 trace_ref(run, r.case_id, r.repeat_index, r.status))
         elif r.status in ("error", "not_run"):
             if r.status == "error" and r.case_id not in erroring:
-                erroring[r.case_id] = FailingCase(r.case_id, r.topic, "error", _reason(r))
+                erroring[r.case_id] = FailingCase(r.case_id, r.topic, "error", _reason(r),
+                                                  trace_ref(run, r.case_id, r.repeat_index, r.status))
             if r.error or r.error_kind:
                 kind = r.error_kind or ("not_run" if r.status == "not_run" else "unknown")
                 lines[kind][r.error or kind] += 1

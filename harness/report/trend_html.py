@@ -29,6 +29,7 @@ from ._pages import (
     STATUS_ORDER,
     assets,
     case_view,
+    trace_view,
     compact,
     environment,
     fmt_time,
@@ -273,6 +274,7 @@ def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = Tru
     cases = []
     for n, i in enumerate(order, 1):
         view = case_view(results[i], n, repeated)
+        view["trace"] = trace_view(data.focus, results[i])
         view["omitted"] = not include_passed_transcripts and view["status"] == "passed"
         cases.append(view)
     status_counts = {s: sum(1 for r in results if r.status == s) for s in STATUSES}

@@ -45,6 +45,7 @@ from ..errors import ConfigError, InfraError
 from ..httpclient import Session, parse_json, safe_endpoint, status_error
 from ..records import AgentReply, Outcome
 from ..spec import CaseSpec
+from ..tracing import http_request
 from ._replystate import STATE_KEYS, ends_call, outcome_from
 from .base import CallContext, Conversation, Target, TargetConfig, register
 
@@ -169,6 +170,7 @@ class HttpTarget(Target):
                                                {"Content-Type": self.config.content_type}).open()
         return self._session
 
+    @http_request  # a client span per request when the run is traced
     async def post(self, method: str, url: str, body: bytes) -> tuple[Any, float]:
         """One request: (the decoded JSON response, milliseconds it took)."""
         where = safe_endpoint(url)

@@ -18,12 +18,13 @@ and words its replies through a live OpenAI-compatible model instead of its rule
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from ...errors import ConfigError
 from ...spec import CaseSpec
-from ..base import CallContext, Conversation, Target, TargetConfig, register
+from ..base import CallContext, Conversation, Target, TargetConfig, TargetOption, WrittenFault, register
 from .backend import parse_blocked
 from .conversation import SimConversation
 from ...httpclient import safe_endpoint
@@ -93,8 +94,35 @@ class SimTarget(Target):
     config_model = SimConfig
     description = "embedded reference phone agent (Sakura Restaurant): offline, deterministic, with fault knobs"
     config: SimConfig
+    cli_options = (TargetOption(
+        "--sim-fault", "FAULT", "Inject a fault into the embedded agent, e.g. model_update or hallucination:0.2."),)
 
     _steps: ModelSteps | None = None
+
+    @classmethod
+    def with_cli_options(cls, raw: Mapping[str, Any], given: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+        """`--sim-fault name[:value]` adds to the suite's `faults:`; a bad one is an error naming the option."""
+        faults = list(given.get("--sim-fault", ()))
+        for f in faults:
+            try:
+                parse_fault(f)
+            except ValueError as e:
+                raise ConfigError(f"--sim-fault {f}: {e}") from None
+        out = dict(raw)
+        if faults:
+            out["faults"] = list(raw.get("faults") or []) + faults
+        return out
+
+    @classmethod
+    def fault_errors(cls, written: Sequence[WrittenFault]) -> list[ConfigError]:
+        """A chaos case's `faults:` are this agent's fault knobs, each checked where it was written."""
+        out = []
+        for text, pos in written:
+            try:
+                parse_fault(text)
+            except ValueError as e:
+                out.append(ConfigError(f"faults: {e}", pos))
+        return out
 
     def describe(self) -> dict[str, Any]:
         c = self.config

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError, Position
 from ..spec import CASE_ID_PATTERN, CHECK_MODIFIERS
-from ._yaml import PosDict, PosList, describe_value
+from ._read import PosDict, PosList, describe_value
 
 PositionOf = Callable[[tuple], "Position | None"]
 

@@ -21,9 +21,10 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ..checks.base import CheckFn, Score, Subject, check
+from .base import CheckFn, Score, Subject, check
 from ..records import Turn
-from ._errors import JudgeError
+from ..tracing import judged
+from ..judge._errors import JudgeError
 
 NO_JUDGE = "no judge configured: add a judge: block to the suite"
 _RUBRIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
@@ -70,8 +71,9 @@ def _judged(ask: Callable[..., Awaitable[Any]], criteria: str | None, rubric: st
     _validate(criteria, rubric, evaluation_steps)
 
     async def run(subject: Subject) -> Score:
-        verdict = await ask(_service(subject), subject, criteria=criteria, rubric=rubric,
-                            evaluation_steps=evaluation_steps, threshold=threshold, repeats=repeats)
+        verdict = await judged(rubric or "criteria", ask(_service(subject), subject, criteria=criteria, rubric=rubric,
+                                                         evaluation_steps=evaluation_steps, threshold=threshold,
+                                                         repeats=repeats))
         return _score(verdict)
 
     return run

@@ -38,9 +38,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
-from .errors import ConfigError, ExitCode, HarnessError
-from .scheduling.catchup import catch_up
-from .scheduling.cron import next_fires, trigger_for
+from ..errors import ConfigError, ExitCode, HarnessError
+from .catchup import catch_up
+from .cron import next_fires, trigger_for
 
 DEFAULT_GRACE = timedelta(hours=6)
 DEFAULT_STOP_TIMEOUT_S = 300.0
@@ -100,7 +100,7 @@ def read_schedules(paths: list[str]) -> tuple[list[ScheduledSuite], list[str]]:
     Reads only `name`, `schedule` and `timezone` (no `${ENV}` needed), so `--list` works on
     a machine without the run's secrets. Errors point at the line and column.
     """
-    from .loading import SUITE_EXPECTED, read_yaml
+    from ..loading import SUITE_EXPECTED, read_yaml
 
     scheduled: list[ScheduledSuite] = []
     unscheduled: list[str] = []
@@ -200,8 +200,8 @@ class Daemon:
 
     def _resolve_stores(self) -> None:
         """Validate each suite fully (env included) and open its store; fail before serving."""
-        from .loading import load_suite
-        from .store import Store, default_url
+        from ..loading import load_suite
+        from ..store import Store, default_url
 
         env = self.env if self.env is not None else dict(os.environ)
         for s in self.suites:
@@ -220,7 +220,7 @@ class Daemon:
 
     def start(self) -> None:
         """Open stores, decide about missed fires, and start the cron jobs (non-blocking)."""
-        from .scheduling.state import last_fire
+        from .state import last_fire
 
         self._resolve_stores()
         scheduler = BackgroundScheduler(
@@ -260,8 +260,8 @@ class Daemon:
 
     def fire(self, suite: ScheduledSuite, reason: str = "cron") -> dict[str, Any] | None:
         """Run `suite` once in a child process and log one line about it; returns that line."""
-        from .pipeline import new_run_id
-        from .scheduling.state import record_fire
+        from ..pipeline import new_run_id
+        from .state import record_fire
 
         if self._stopping.is_set():
             return None

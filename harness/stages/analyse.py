@@ -1,0 +1,58 @@
+"""Analyse: the run's exit code from its counts, its verdict against the reference, a baseline accepted.
+
+Results are already durable when this stage runs; a store error here costs the verdict,
+never the results.
+"""
+
+from __future__ import annotations
+
+from ..errors import ExitCode, HarnessError
+from ..records import CaseResult, RunInfo
+
+
+def exit_code_for(counts: dict[str, int], aborted: str | None) -> ExitCode:
+    if aborted:
+        return ExitCode.UNREACHABLE
+    if counts.get("failed"):
+        return ExitCode.FAILED
+    if counts.get("error") or counts.get("not_run"):
+        return ExitCode.UNREACHABLE
+    return ExitCode.OK
+
+
+def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code: ExitCode,
+             warnings: list[str]) -> ExitCode:
+    """Classify the run against its baseline (verdict into run.extra) and fold it into the exit code.
+
+    Results are already durable; a store error here costs the verdict, never the results.
+    """
+    from ..analysis import analyse_run
+
+    reducers = {it.compiled.case.id: it.compiled.case.reducer for it in items}
+    try:
+        verdict = analyse_run(store, suite, run, results, reducers=reducers)
+    except HarnessError as e:
+        warnings.append(f"no verdict: {e.line()}")
+        return code
+    return verdict.cls.exit_code(code)
+
+
+def _accept_if_green(store, run: RunInfo, counts: dict[str, int], warnings: list[str]) -> None:
+    """Make the run the suite's baseline: recorded behaviour, failing cases included (any
+    finished run that is not infra); the command line says how many fail."""
+    from ..analysis import accept_baseline
+    from ..verdict import Verdict, VerdictClass
+
+    verdict = Verdict.of_extra(run.extra)
+    if run.status != "complete" or (verdict is not None and verdict.cls is VerdictClass.INFRA):
+        why = "it is infra" if run.status == "complete" else f"it is {run.status}"
+        warnings.append(f"run {run.run_id} was not accepted as the baseline: {why}; accept a finished run "
+                        "whose calls reached the model")
+        return
+    try:
+        accept_baseline(store, run.run_id, note="run --accept-baseline")
+    except HarnessError as e:
+        warnings.append(f"run {run.run_id} was not accepted as the baseline: {e.line()}")
+        return
+    run.extra["baseline_accepted"] = True
+    run.extra["baseline_failing"] = counts.get("failed", 0)

@@ -1,3 +1,0 @@
-"""Importing this module registers the built-in targets."""
-
-from . import http, openai, sim  # noqa: F401
