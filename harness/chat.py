@@ -35,7 +35,7 @@ from pydantic_core import to_json
 from .errors import ConfigError, InfraError
 from .tracing import chat_request
 from .httpclient import (Masker, RetryPolicy, Session, SSEDecoder, excerpt, loads, merge_headers, parse_json,
-                         safe_endpoint, status_error)
+                         rate_limit_wait, safe_endpoint, status_error)
 
 __all__ = ["HINT_404", "ChatClient", "ChatResult"]
 
@@ -109,6 +109,7 @@ class ChatClient:
         self.json_mode = True  # False once the endpoint has refused response_format
         self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._session: Session | None = None
+        self._hold_until = 0.0  # monotonic time before which the endpoint said its limit is used up
 
     # --- the surface ----------------------------------------------------------------------
 
@@ -159,6 +160,10 @@ class ChatClient:
     # --- one request ------------------------------------------------------------------------
 
     async def _send(self, body: dict[str, Any]) -> ChatResult:
+        if self._hold_until:  # the last answer said the rate limit was used up: wait for its reset
+            wait = self._hold_until - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(min(wait, self.timeout_s / 2))
         if not self.json_mode and "response_format" in body:
             body = {k: v for k, v in body.items() if k != "response_format"}
         session = self._session or self.open()._session
@@ -177,6 +182,13 @@ class ChatClient:
         except InfraError as e:
             raise self.mask.error(e) from None
 
+    def _pace(self, headers: Mapping[str, str]) -> None:
+        """Slow down before the 429: an answer saying no requests remain holds the next ones
+        back until the limit resets (`x-ratelimit-remaining-requests` / `-reset-requests`)."""
+        wait = rate_limit_wait(headers)
+        if wait:
+            self._hold_until = max(self._hold_until, time.monotonic() + wait)
+
     async def _whole(self, session: Session, payload: bytes, json_mode: bool) -> ChatResult:
         t0 = time.perf_counter()
         resp = await session.send("POST", self.url, payload, endpoint=self.endpoint)
@@ -185,6 +197,7 @@ class ChatClient:
         finally:
             await resp.aclose()
         total_ms = (time.perf_counter() - t0) * 1000
+        self._pace(resp.headers)
         self._raise_for_status(resp.status, resp.headers, content, json_mode)
         data = parse_json(content, self.endpoint, redact=self.mask)
         try:
@@ -207,6 +220,7 @@ class ChatClient:
         done = False
         decoder = SSEDecoder()
         resp = await session.send("POST", self.url, payload, endpoint=self.endpoint)
+        self._pace(resp.headers)
         try:
             if resp.status >= 300:
                 self._raise_for_status(resp.status, resp.headers, await resp.read(), json_mode)

@@ -102,7 +102,8 @@ def run(
     case_id: List[str] = typer.Option(
         [], "--id", metavar="GLOB", help="Only case ids matching this glob, e.g. 'rsv-*'."
     ),
-    repeat: Optional[int] = typer.Option(None, "--repeat", "-n", metavar="N", min=1, help="Run every case N times."),
+    repeat: Optional[int] = typer.Option(None, "--repeat", "-n", metavar="N", min=1, max=1000,
+                                          help="Run every case N times (at most 1000, like repeat:)."),
     concurrency: Optional[int] = typer.Option(
         None, "--concurrency", "-c", metavar="N", min=1, help="Calls in flight at once."
     ),
@@ -174,10 +175,12 @@ def run(
         c = outcome.run.counts
         print(f"baseline: accepted run {outcome.run.run_id} as the baseline of suite {outcome.run.suite} "
               f"({c.get('failed', 0)} of {c.get('passed', 0) + c.get('failed', 0)} cases fail)", flush=True)
+    from .secrets import mask
+
     if outcome.run.message:
-        _console(stderr=True).print(f"error: {outcome.run.message}", markup=False, soft_wrap=True)
+        _console(stderr=True).print(f"error: {mask(outcome.run.message)}", markup=False, soft_wrap=True)
     for w in outcome.warnings:
-        _console(stderr=True).print(f"warning: {w}", markup=False, soft_wrap=True)
+        _console(stderr=True).print(f"warning: {mask(w)}", markup=False, soft_wrap=True)
     raise typer.Exit(int(outcome.exit_code))
 
 

@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     FAILED = 1  # a check failed, or a regression or drift was found
     CONFIG = 2  # bad configuration or input
     UNREACHABLE = 3  # the target or a required service could not be reached
+    INTERRUPTED = 130  # stopped by SIGINT, SIGTERM or SIGHUP (the shell's 128 + SIGINT)
 
 
 class HarnessError(Exception):
@@ -69,6 +70,12 @@ class InfraError(HarnessError):
 
     kind is one of: timeout, rate_limited, server_error, connection, protocol, outage.
     Infra errors are retried when `retryable`, and never count as a failed check.
+
+    `down`: the failure says the service behind the endpoint is down (a connection or a
+    timeout; a gateway's 5xx naming its upstream's failure), so it counts towards the
+    circuit breaker. `misconfigured`: the endpoint refused what we sent as a mistake of
+    ours (a wrong key, an unknown model alias): never retried, and it stops the run as a
+    configuration error (exit 2) rather than an outage.
     """
 
     exit_code = ExitCode.UNREACHABLE
@@ -82,6 +89,8 @@ class InfraError(HarnessError):
         retry_after: float | None = None,
         retryable: bool | None = None,
         status: int | None = None,
+        down: bool | None = None,
+        misconfigured: bool = False,
     ):
         self.kind = kind
         self.detail = detail
@@ -90,7 +99,9 @@ class InfraError(HarnessError):
         self.status = status
         self.retryable = (
             retryable if retryable is not None else kind in {"timeout", "rate_limited", "server_error", "connection"}
-        )
+        ) and not misconfigured
+        self.down = down if down is not None else kind in {"connection", "timeout"}
+        self.misconfigured = misconfigured
         super().__init__(self.line())
 
     def line(self) -> str:

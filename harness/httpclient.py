@@ -21,6 +21,7 @@ import email.utils
 import errno
 import os
 import random
+import re
 import socket
 import time
 from http import HTTPStatus
@@ -42,6 +43,36 @@ SERVER_ERROR_STATUSES = frozenset({500, 502, 503, 504, 520, 521, 522, 524, 529})
 EXCERPT_CHARS = 200
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
 _IDLE_KEEP_S = 15.0  # pooled connections idle longer than this are dropped (servers close them anyway)
+# Bytes of one answer (after decompression, streamed or not) the harness reads before it
+# stops: a hostile or broken server cannot make a run take gigabytes. HARNESS_MAX_ANSWER_BYTES.
+DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
+_READ_PIECE = 64 * 1024
+
+
+def max_answer_bytes() -> int:
+    """The answer size bound: $HARNESS_MAX_ANSWER_BYTES (bytes; k/m suffixes) or 1 MB."""
+    raw = os.environ.get("HARNESS_MAX_ANSWER_BYTES", "").strip().lower()
+    if not raw:
+        return DEFAULT_MAX_ANSWER_BYTES
+    scale = {"k": 1024, "m": 1024 * 1024}.get(raw[-1], 1)
+    try:
+        value = int(float(raw[:-1] if scale > 1 else raw) * scale)
+    except ValueError:
+        value = 0
+    if value < 1024:
+        from .errors import ConfigError
+
+        raise ConfigError(f"HARNESS_MAX_ANSWER_BYTES={raw!r}: expected a size of at least 1k, such as 4m")
+    return value
+
+
+def _too_large(limit: int, endpoint: str) -> InfraError:
+    return InfraError("protocol", f"the answer is larger than {_size(limit)} (HARNESS_MAX_ANSWER_BYTES); "
+                      "stopped reading it", endpoint=endpoint, retryable=False)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MB" if n >= 1024 * 1024 else f"{n / 1024:g} KB"
 
 
 class Reply:
@@ -51,27 +82,47 @@ class Reply:
     body that breaks off is a retryable protocol error). Always `await reply.aclose()`.
     """
 
-    __slots__ = ("status", "headers", "_resp", "_endpoint")
+    __slots__ = ("status", "headers", "_resp", "_endpoint", "_limit")
 
-    def __init__(self, resp: aiohttp.ClientResponse, endpoint: str):
+    def __init__(self, resp: aiohttp.ClientResponse, endpoint: str, limit: int = DEFAULT_MAX_ANSWER_BYTES):
         self.status = resp.status
         self.headers: Mapping[str, str] = resp.headers
         self._resp: aiohttp.ClientResponse | None = resp
         self._endpoint = endpoint
+        self._limit = limit  # bytes of body read before giving up (see DEFAULT_MAX_ANSWER_BYTES)
 
     async def read(self) -> bytes:
+        """The whole body, up to the answer size bound (an InfraError past it)."""
         assert self._resp is not None, "read() after aclose()"
+        content = self._resp.content
+        pieces: list[bytes] = []
+        seen = 0
         try:
-            return await self._resp.read()
+            while True:
+                piece = await content.read(_READ_PIECE)
+                if not piece:
+                    return b"".join(pieces)
+                seen += len(piece)
+                if seen > self._limit:
+                    raise _too_large(self._limit, self._endpoint)
+                pieces.append(piece)
+        except InfraError:
+            raise
         except Exception as e:
             raise transport_error(e, self._endpoint, during_body=True) from None
 
     async def iter_bytes(self) -> AsyncIterator[bytes]:
         """The body in the pieces it arrives in, so a stream's first token is seen when it comes."""
         assert self._resp is not None, "iter_bytes() after aclose()"
+        seen = 0
         try:
             async for chunk in self._resp.content.iter_any():
+                seen += len(chunk)
+                if seen > self._limit:
+                    raise _too_large(self._limit, self._endpoint)
                 yield chunk
+        except InfraError:
+            raise
         except Exception as e:
             raise transport_error(e, self._endpoint, during_body=True) from None
 
@@ -98,6 +149,7 @@ class Session:
         self.timeout = timeout
         self.max_connections = max_connections
         self.headers = dict(headers or {})
+        self.max_answer_bytes = max_answer_bytes()
         self._client: aiohttp.ClientSession | None = None
         self._sockets_opened = 0  # connections the pool opened (see send)
         self._proxies: dict[str, tuple[str | None, Any]] = {}
@@ -156,7 +208,7 @@ class Session:
             try:
                 resp = await client.request(method, url, data=body, headers=headers, proxy=proxy[0],
                                             proxy_auth=proxy[1], allow_redirects=False)
-                return Reply(resp, endpoint)
+                return Reply(resp, endpoint, self.max_answer_bytes)
             except (InfraError, asyncio.CancelledError):
                 raise
             except Exception as e:
@@ -275,7 +327,7 @@ class Masker:
         if not any(secret in err.detail for secret in self.secrets):
             return err
         return InfraError(err.kind, self(err.detail), endpoint=err.endpoint, retry_after=err.retry_after,
-                          retryable=err.retryable, status=err.status)
+                          retryable=err.retryable, status=err.status, down=err.down, misconfigured=err.misconfigured)
 
 
 class RetryPolicy:
@@ -284,7 +336,8 @@ class RetryPolicy:
 
     A retryable `InfraError` is tried again up to `retries` times, after an exponential
     backoff with jitter (`backoff_s` doubling up to `backoff_max_s`, drawn from the upper
-    half); a server's Retry-After wins when longer, capped at `backoff_max_s`.
+    half); a server's Retry-After wins when longer; one longer than `backoff_max_s` is not
+    retried at all (the error keeps the wait the server asked for).
     """
 
     __slots__ = ("retries", "backoff_s", "backoff_max_s", "rng")
@@ -304,7 +357,12 @@ class RetryPolicy:
         return delay
 
     def retries_after(self, attempt: int, err: InfraError) -> bool:
-        """Whether a request that failed with `err` on try `attempt` (from 0) is sent again."""
+        """Whether a request that failed with `err` on try `attempt` (from 0) is sent again.
+
+        Not when the server asked for a longer wait than `backoff_max_s`: a retry sooner than
+        it asked only spends a try on the same refusal."""
+        if err.retry_after is not None and err.retry_after > self.backoff_max_s:
+            return False
         return err.retryable and attempt < self.retries
 
     async def run(self, fn: Callable[[], Awaitable[T]]) -> T:
@@ -374,6 +432,36 @@ def retry_after_of(headers: Mapping[str, str]) -> float | None:
     return None
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Seconds from `12`, `0.5`, `20ms`, `1s` or `6m0s` (OpenAI's `x-ratelimit-reset-*` style)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    return sum(float(n) * _DURATION_UNIT[u] for n, u in parts)
+
+
+def rate_limit_wait(headers: Mapping[str, str]) -> float | None:
+    """Seconds until a rate limit the response says is used up resets (`x-ratelimit-remaining-requests:
+    0` with `x-ratelimit-reset-requests`), or None while requests remain."""
+    remaining = headers.get("x-ratelimit-remaining-requests") or headers.get("llm_provider-x-ratelimit-remaining-requests")
+    if remaining is None or remaining.strip() not in ("0", "0.0"):
+        return None
+    # a LiteLLM gateway passes the provider's reset on under its own prefix
+    return parse_duration(headers.get("x-ratelimit-reset-requests")
+                          or headers.get("llm_provider-x-ratelimit-reset-requests"))
+
+
 def excerpt(body: bytes | str, *, redact: Iterable[str] = ()) -> str:
     """A short one-line excerpt of a response body, with any known secret blanked out."""
     text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else body
@@ -400,8 +488,8 @@ def status_error(
     - 500/502/503/504 (and the CDN/overload 52x, 529) → server_error, retried; a 503's
       `Retry-After` is honoured too.
     - 408 → timeout (the server gave up waiting on us; worth a retry).
-    - 401/403 → protocol, not retried: the key was rejected. The body is left out because
-      some providers echo part of the key back.
+    - 401/403 → protocol, not retried, `misconfigured`: the key was rejected (a mistake of
+      ours, exit 2). The body is left out because some providers echo part of the key back.
     - any other status → protocol, not retried, quoting the status and a body excerpt.
     """
     if 200 <= status < 300:
@@ -420,8 +508,8 @@ def status_error(
     if status == 408:
         return InfraError("timeout", "HTTP 408 Request Timeout", endpoint=endpoint, status=status)
     if status in (401, 403):
-        return InfraError("protocol", f"HTTP {status} {reason}: the API key or credentials were rejected",
-                          endpoint=endpoint, retryable=False, status=status)
+        return InfraError("protocol", f"HTTP {status} {reason}: the API key or credentials were rejected "
+                          "(check the key)", endpoint=endpoint, retryable=False, status=status, misconfigured=True)
     body_txt = excerpt(body, redact=redact)
     more = f": {body_txt}" if body_txt else ""
     hint = f" ({hint_404})" if status == 404 and hint_404 else ""

@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
-from .errors import ExitCode
+from .errors import ConfigError, ExitCode
 from .records import CaseResult
 from .stages.analyse import _accept_if_green, _analyse, exit_code_for
 from .stages.plan import Plan, RunOptions, RunOutcome, git_sha, make_plan, new_run_id, suite_store_url
@@ -102,7 +102,12 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
         progress = ProgressReporter(console)
         progress.start(len(items))
 
+    from .records import cut_long_answers, max_stored_answer_chars
+
+    answer_limit = max_stored_answer_chars()
+
     def collect(result: CaseResult) -> None:
+        cut_long_answers(result, answer_limit)  # bounded and masked before the store and reports see it
         add(result)
         results.append(result)
         if progress is not None:
@@ -111,6 +116,7 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
             on_result(result)
 
     status, message = "complete", None
+    interrupted = False
     stats = None
     try:
         gc.freeze()  # with everything the run set up (modules, store, plan): see _GC_NOTE
@@ -119,6 +125,7 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
             _adaptive(plan, store, run, results, collect, lock)
     except KeyboardInterrupt:
         status, message = "incomplete", "stopped by a signal before every case ran"
+        interrupted = True
     finally:
         if progress is not None:
             progress.stop()
@@ -130,10 +137,18 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
     aborted = stats.aborted if stats else None
     if aborted:
         status, message = "aborted", aborted
+    if recording.problem:  # the store refused some results: they are in the spill file, the run is incomplete
+        status, message, aborted = "incomplete", recording.problem, None
     lost = lock is not None and not lock.check()  # taken over: stop, keep what finished, touch nothing of theirs
     if lost:
         status, message, aborted = "incomplete", lock.lost_message(len(results), len(items)), None
     code = exit_code_for(counts, aborted) if status != "incomplete" else ExitCode.UNREACHABLE
+    if interrupted and status == "incomplete" and not lost and not recording.problem:
+        code = ExitCode.INTERRUPTED
+    if message:
+        from .secrets import mask
+
+        message = mask(message)  # a store or target error line may quote a server that echoed a key
     run.ended = time.time()
     run.status = status
     run.counts = counts
@@ -144,12 +159,18 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
         run.extra["retries"] = stats.requests.retries
         run.extra["infra_errors"] = dict(stats.requests.by_kind)
     warnings: list[str] = []
+    if status == "aborted" and stats is not None and stats.misconfigured:
+        # a mistake of ours (a wrong key, an unknown model alias), not an outage: stored as
+        # aborted, no verdict, and the run ends as a configuration error (exit 2)
+        run.exit_code = int(ExitCode.CONFIG)
+        recording.finish()
+        raise ConfigError(f"the target refused the run's configuration: {stats.misconfigured}")
     if status != "incomplete":
         code = _analyse(store, suite, run, results, items, code, warnings)
         run.exit_code = int(code)
     if traced is not None:
         traced.finish(run, warnings)
-    recording.finish()
+    recording.finish(warnings)
     if options.accept_baseline:
         _accept_if_green(store, run, counts, warnings)
     outcome = RunOutcome(run=run, results=results, exit_code=code, warnings=warnings)

@@ -75,6 +75,11 @@ class AgentReply:
     state: dict[str, Any] = field(default_factory=dict)
     ended: bool = False  # the agent hung up or transferred after this reply
     attempts: int = 1  # requests made, retries included
+    # behind a gateway: the deployment that served ("model@api-base host", never a key), the
+    # gateway's id for it, and the upstream requests it made (its retries and fallbacks included)
+    deployment: str | None = None
+    deployment_id: str | None = None
+    upstream_attempts: int | None = None
 
 
 @dataclass(slots=True)
@@ -232,3 +237,47 @@ class RunInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# An answer kept in the store and the reports is cut to this many characters, with a marker
+# saying how much was cut (HARNESS_MAX_STORED_ANSWER_CHARS). The checks saw all of it.
+DEFAULT_MAX_STORED_ANSWER_CHARS = 100_000
+
+
+def max_stored_answer_chars() -> int:
+    import os
+
+    raw = os.environ.get("HARNESS_MAX_STORED_ANSWER_CHARS", "").strip()
+    try:
+        return max(1000, int(raw)) if raw else DEFAULT_MAX_STORED_ANSWER_CHARS
+    except ValueError:
+        return DEFAULT_MAX_STORED_ANSWER_CHARS
+
+
+def cut_long_answers(result: CaseResult, limit: int) -> None:
+    """Cut every reply text (and check reason) of `result` longer than `limit` characters, in
+    place; and blank out every registered secret (`harness.secrets`) a server echoed into it."""
+    from .secrets import mask, mask_value, secrets
+
+    masking = bool(secrets())
+    t = result.transcript
+    if t is not None:
+        for turn in t.turns:
+            reply = turn.reply
+            text = reply.text
+            if text and len(text) > limit:
+                reply.text = text = f"{text[:limit]}… [cut: {len(text) - limit:,} more characters]"
+            if masking:
+                reply.text = mask(text)
+                reply.model = mask(reply.model) if reply.model else reply.model
+                reply.fingerprint = mask(reply.fingerprint) if reply.fingerprint else reply.fingerprint
+                reply.state = mask_value(reply.state)
+                if turn.caller:
+                    turn.caller = mask(turn.caller)
+    for c in result.checks:
+        if c.reason and len(c.reason) > limit:
+            c.reason = f"{c.reason[:limit]}… [cut: {len(c.reason) - limit:,} more characters]"
+        if masking and c.reason:
+            c.reason = mask(c.reason)
+    if masking and result.error:
+        result.error = mask(result.error)

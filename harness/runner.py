@@ -29,8 +29,11 @@ from . import tracing
 
 T = TypeVar("T")
 
-# Failures that mean "the target is not there". A 429 or a 5xx means it answered: those are
-# retried and, if they persist, end their case as an infra error without stopping the run.
+# Failures that mean "the target is not there" (`InfraError.down`): connection errors and
+# timeouts, and a gateway's 5xx that names its upstream's failure. A 429 or a plain 5xx means
+# it answered: those are retried and, if they persist, end their case as an infra error
+# without stopping the run. A misconfiguration (a wrong key, an unknown model alias) opens
+# the breaker at once: every later call would be refused the same way.
 BREAKER_KINDS = frozenset({"connection", "timeout"})
 
 
@@ -67,6 +70,7 @@ class CircuitBreaker:
         self.threshold = threshold
         self.consecutive = 0
         self.open_reason: str | None = None
+        self.misconfigured: str | None = None  # the refusal's line when a mistake of ours opened it
 
     @property
     def is_open(self) -> bool:
@@ -76,7 +80,12 @@ class CircuitBreaker:
         self.consecutive = 0
 
     def failure(self, err: InfraError) -> None:
-        if err.kind not in BREAKER_KINDS:
+        if err.misconfigured:
+            if not self.is_open:
+                self.misconfigured = err.line()
+                self.open_reason = f"configuration: {err.line()}"
+            return
+        if not err.down:
             return
         self.consecutive += 1
         if self.consecutive >= self.threshold and not self.is_open:
@@ -129,7 +138,8 @@ class Guard:
             self.stats.by_kind[err.kind] = self.stats.by_kind.get(err.kind, 0) + 1
             self.breaker.failure(err)
             if not self.policy.retries_after(attempt, err) or self.breaker.is_open:
-                self.breaker.check()
+                if not err.misconfigured:  # its own line says what to fix
+                    self.breaker.check()
                 raise err
             await asyncio.sleep(self.backoff(attempt, err))
             attempt += 1
@@ -154,6 +164,7 @@ class RunStats:
     """How the run went at the request level (results themselves go to `on_result`)."""
 
     aborted: str | None = None  # the breaker's one line when the run stopped early
+    misconfigured: str | None = None  # set when a mistake of ours (key, model alias) stopped it
     requests: RequestStats = field(default_factory=RequestStats)
 
 
@@ -206,6 +217,7 @@ class Runner:
             for w in workers:
                 w.cancel()
         stats.aborted = self.guard.breaker.open_reason
+        stats.misconfigured = self.guard.breaker.misconfigured
         return stats
 
     def _not_run(self, item: WorkItem) -> CaseResult:

@@ -19,6 +19,9 @@ from .errors import Position
 CHECK_MODIFIERS = ("weight", "negate", "label")
 CASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"
 
+# Every timeout is finite: `.inf` would let a silent server hang a run for good (one day at most).
+MAX_TIMEOUT_S = 86_400.0
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
@@ -159,7 +162,7 @@ class CallerModelSpec(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     temperature: float = Field(default=0.0, ge=0, le=2)
     seed: int | None = Field(default=None, description="sent to the model; with the case id, fixes its draws")
-    timeout_s: float = Field(default=30.0, gt=0)
+    timeout_s: float = Field(default=30.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
     retries: int = Field(default=2, ge=0, le=10)
 
 
@@ -313,7 +316,7 @@ class CaseSpec(Strict):
     budgets: Budgets | None = None
     repeat: int | None = Field(default=None, ge=1, le=1000)
     reducer: ReducerSpec | None = Field(default=None, description="how repeats reduce to one verdict; default: the suite's")
-    timeout_s: float | None = Field(default=None, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
 
     # Filled in by the loader (see `_loader_attr`): where the case was written and what it
     # inherits from its file.
@@ -436,8 +439,9 @@ class Limits(Strict):
 
     concurrency: int = Field(default=10, ge=1, le=10000)
     rpm: float | None = Field(default=None, gt=0, description="requests per minute")
-    timeout_s: float = Field(default=30.0, gt=0, description="per request")
-    case_timeout_s: float = Field(default=300.0, gt=0, description="per whole call")
+    timeout_s: float = Field(default=30.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False, description="per request")
+    case_timeout_s: float = Field(default=300.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False,
+                                  description="per whole call")
     retries: int = Field(default=3, ge=0, le=20)
     backoff_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
@@ -474,7 +478,7 @@ class JudgeSpec(Strict):
     api_key: SecretStr | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     temperature: float = 0.0
-    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
     concurrency: int = Field(default=8, ge=1, le=1000)
     repeats: int = Field(default=1, ge=1, le=15, description="judge each answer k times (majority / median)")
     when: Literal["always", "exact_passed"] = "exact_passed"
@@ -531,6 +535,9 @@ class AnalysisSpec(Strict):
     min_pass_rate_drop: float = Field(default=0.1, ge=0, le=1)
     infra_error_rate: float = Field(default=0.2, ge=0, le=1, description="error share that makes a run infra")
     latency_shift: float = Field(default=0.5, ge=0, description="relative p95 change worth reporting")
+    fallback_share: float = Field(default=0.1, ge=0, le=1,
+                                  description="share of replies a fallback route served that makes a run infra "
+                                              "(the primary was down, the service stayed up)")
 
 
 class TracingSpec(Strict):

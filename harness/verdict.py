@@ -66,6 +66,9 @@ class VerdictClass(str, Enum):
 
     INFRA = ("infra", ExitCode.UNREACHABLE, False, True, "bold yellow", "err", ":construction:", "warning",
              "infra", "errors dominate: timeouts, 429, 5xx, the circuit breaker, an outage — not the agent")
+    FALLBACK = ("fallback", None, False, True, "bold yellow", "err", ":twisted_rightwards_arrows:", "warning",
+                "primary down", "infra: the primary route was down and a fallback served a real share of replies; "
+                "the service stayed up (the checks' own exit code stands)")
     JUDGE_DRIFT = ("judge_drift", ExitCode.FAILED, False, True, "bold magenta", "drift", ":scales:", "warning",
                    "judge drift", "the judge disagrees with its labelled canaries; its scores are not trusted")
     DRIFT = ("drift", ExitCode.FAILED, False, True, "bold yellow", "drift", ":warning:", "warning",

@@ -196,7 +196,7 @@ def test_sigterm_flushes_and_marks_incomplete(project: Project) -> None:
     _wait_for_results(project, 10, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 3, err
+    assert proc.returncode == 130, err  # interrupted: the shell's 128 + SIGINT (issue 16)
     assert "Traceback" not in err
     with Store.open(project.store_url) as s:
         run = s.get_run("latest")

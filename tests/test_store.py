@@ -398,7 +398,7 @@ def fresh_layouts(tmp_path: Path) -> dict[str, dict]:
 
 
 def test_a_new_store_is_made_at_v3_with_the_feature_tables(store: Store) -> None:
-    assert SCHEMA_VERSION == 4 and store.schema_version() == 4
+    assert SCHEMA_VERSION == 5 and store.schema_version() == 5
     assert set(FEATURE_TABLES) <= set(inspect(store.engine).get_table_names())
     assert table_layout(store.engine, "baseline_cases")["foreign_keys"] == [
         (("baseline_id",), "baselines", ("id",), "CASCADE")
@@ -412,9 +412,9 @@ def test_v2_store_is_migrated_to_v3_and_gains_the_feature_tables(tmp_path: Path)
         assert not set(FEATURE_TABLES) & {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
 
     with Store.open(f"sqlite:///{db}") as store:
-        assert store.schema_version() == 4
+        assert store.schema_version() == SCHEMA_VERSION
         assert {name: table_layout(store.engine, name) for name in FEATURE_TABLES} == fresh_layouts(tmp_path)
-        assert "input_fp" in {c["name"] for c in inspect(store.engine).get_columns("results")}  # v4
+        assert "input_fp" in {c["name"] for c in inspect(store.engine).get_columns("results")}  # v5
         assert store.get_run("old-run").counts == {"passed": 1}
         # the features work on the upgraded store without creating anything themselves
         from harness.analysis.baseline import accept_baseline, load_baseline
@@ -439,7 +439,7 @@ def test_tables_made_by_the_old_on_first_use_code_are_kept(tmp_path: Path) -> No
         conn.executescript(V2_LAYOUT + OLD_ON_FIRST_USE_TABLES)
 
     with Store.open(f"sqlite:///{db}") as store:
-        assert store.schema_version() == 4
+        assert store.schema_version() == SCHEMA_VERSION
         assert {name: table_layout(store.engine, name) for name in FEATURE_TABLES} == fresh_layouts(tmp_path)
         from harness.locks import holder
         from harness.notify.pending import list_pending
@@ -448,7 +448,7 @@ def test_tables_made_by_the_old_on_first_use_code_are_kept(tmp_path: Path) -> No
         assert (kept.run_id, kept.payload, kept.attempts, kept.last_error) == ("old-run", {"text": "old"}, 3, "HTTP 500")
         assert holder(store, "nightly").owner == "elsewhere:1:abcd"
     with Store.open(f"sqlite:///{db}") as again:  # opening a current store changes nothing
-        assert again.schema_version() == 4
+        assert again.schema_version() == SCHEMA_VERSION
 
 
 def test_a_foreign_table_with_a_feature_name_stops_the_upgrade(tmp_path: Path) -> None:

@@ -69,8 +69,8 @@ def red(n: int = 4, repeats: int = 5, **kw) -> dict[str, CaseObs]:
 
 def test_rules_are_tried_in_order_of_blame_and_the_last_always_finds():
     assert [r.__name__ for r in RULES] == [
-        "rule_infra", "rule_fallback_route", "rule_judge_drift", "rule_mixed", "rule_drift",
-        "rule_regression", "rule_failing", "rule_noise", "rule_ok"]
+        "rule_infra", "rule_fallback_route", "rule_primary_down", "rule_judge_drift", "rule_repointed",
+        "rule_mixed", "rule_drift", "rule_regression", "rule_failing", "rule_noise", "rule_ok"]
     f = facts(green(), ref(green()))
     assert all(rule(f) is None for rule in RULES[:-1])
     assert RULES[-1](f) is not None
@@ -258,8 +258,8 @@ def test_every_class_carries_its_colour_and_wording():
         assert c.label and c.description
         assert str(c) == c.value and f"{c}" == c.value and json.dumps(c) == f'"{c.value}"'
     assert {c.value for c in VerdictClass if c.healthy} == {"ok", "noise", "failing"}
-    assert {c.value for c in VerdictClass if c.alerting} == {"infra", "judge_drift", "drift", "mixed", "regression",
-                                                             "failing"}
+    assert {c.value for c in VerdictClass if c.alerting} == {"infra", "fallback", "judge_drift", "drift", "mixed",
+                                                             "regression", "failing"}
     assert VerdictClass.OK.alert is None and VerdictClass.REGRESSION.alert == "error"
 
 

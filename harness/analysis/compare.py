@@ -79,6 +79,8 @@ class Comparison:
     latency: dict[str, Any]
     usage: dict[str, Any]
     infra: dict[str, int]
+    # per route in this run: {"replies": n, "models": [the deployments that served it]}
+    routes: dict[str, dict[str, Any]] = field(default_factory=dict)
     behaviour: list[CaseBehaviour] = field(default_factory=list)
 
     @property
@@ -269,6 +271,8 @@ def _serving(current: dict[str, CaseObs], ref: Reference) -> tuple[list[dict], l
                 "share": share,
                 "before": sorted(f"{m}/{f}" for m, f in known_routes[route]),
                 "after": sorted(f"{m}/{f}" for m, f in new),
+                "models_before": sorted({m or "?" for m, _ in known_routes[route]}),
+                "models_after": sorted({m or "?" for m, _ in new}),
             })
     return changes, new_routes
 
@@ -310,5 +314,13 @@ def compare(current: dict[str, CaseObs], ref: Reference, reducers: dict[str, Red
         "not_run": sum(c.count("not_run") for c in current.values()),
         "outage": sum(c.outage for c in current.values()),
     }
+    routes: dict[str, dict[str, Any]] = {}
+    for obs in current.values():
+        for (route, model, _), n in obs.serving.items():
+            r = routes.setdefault(str(route), {"replies": 0, "models": set()})
+            r["replies"] += n
+            r["models"].add(model or "?")
+    for r in routes.values():
+        r["models"] = sorted(r["models"])
     return Comparison(diffs, topics, significant, judge_drops, moved, changes, new_routes, latency, usage, infra,
-                      behaviour)
+                      routes=routes, behaviour=behaviour)

@@ -94,7 +94,8 @@ class CaseObs:
 
 # A repeat as the fold below reads it, whether it comes from a fresh record or a stored row:
 # each check as (name, score, weight, counts) where counts = neither skipped nor in error,
-# and each reply as (kind, text, total_ms, tokens, cost, route, model, fingerprint).
+# and each reply as (kind, text, total_ms, tokens, cost, route, model, fingerprint), where the
+# model is the deployment that served when a gateway names it (model@api-base host).
 _Check = tuple[str, float, float, bool]
 _Reply = tuple[str, str, "float | None", int, float, "str | None", "str | None", "str | None"]
 
@@ -142,7 +143,7 @@ def add_row(obs: CaseObs, status: str, checks: list[dict[str, Any]], transcript:
             replies.append((t.get("kind"), r.get("text") or "",
                             float(r["total_ms"]) if r.get("total_ms") is not None else None,
                             int(r.get("tokens_in") or 0) + int(r.get("tokens_out") or 0), float(r.get("cost") or 0.0),
-                            r.get("route"), r.get("model"), r.get("fingerprint")))
+                            r.get("route"), r.get("deployment") or r.get("model"), r.get("fingerprint")))
         outcome = transcript.get("outcome") or {}
         outage_transfer = bool(outcome.get("transferred") and outcome.get("transfer_reason") == "outage")
     _fold(obs, status, [(c.get("name"), float(c.get("score", 0.0)), float(c.get("weight", 1.0)),
@@ -160,7 +161,7 @@ def add_result(obs: CaseObs, r: CaseResult) -> None:
         for turn in t.turns:
             a = turn.reply
             replies.append((turn.kind, a.text or "", a.total_ms, (a.tokens_in or 0) + (a.tokens_out or 0),
-                            a.cost or 0.0, a.route, a.model, a.fingerprint))
+                            a.cost or 0.0, a.route, a.deployment or a.model, a.fingerprint))
         outage_transfer = bool(t.outcome.transferred and t.outcome.transfer_reason == "outage")
     _fold(obs, r.status, [(c.name, c.score, c.weight, not c.skipped and not c.error) for c in r.checks],
           replies, outage_transfer)

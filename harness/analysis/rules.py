@@ -32,6 +32,7 @@ from ..spec import AnalysisSpec
 from ..verdict import Evidence, Verdict, VerdictClass
 from .behaviour import MULTIPLE_TESTING, CaseBehaviour, SideSignals, side_signals
 from .compare import COST_SHIFT, LATENCY_FLOOR_MS, CaseDiff, Comparison, Reference
+from .observe import NO_ROUTE
 
 __all__ = ["EVIDENCE", "RULES", "Facts", "Finding", "classify"]
 
@@ -188,6 +189,17 @@ class Facts:
         return sum(r["share"] for r in self.cmp.new_routes)
 
     @cached_property
+    def fallback_routes(self) -> dict[str, dict[str, Any]]:
+        """This run's routes other than the primary (and other than "no model served")."""
+        return {r: v for r, v in self.cmp.routes.items() if r not in ("primary", NO_ROUTE, "None")}
+
+    @cached_property
+    def fallback_served(self) -> float:
+        """The share of this run's replies a fallback route served."""
+        total = sum(v["replies"] for v in self.cmp.routes.values())
+        return sum(v["replies"] for v in self.fallback_routes.values()) / total if total else 0.0
+
+    @cached_property
     def something_moved(self) -> bool:
         return self.dropped or self.answers_significant or bool(self.flipped) or self.all_cases.moved
 
@@ -246,6 +258,20 @@ def ev_routes(f: Facts) -> list[Evidence]:
     return [Evidence("route", f"route {r['route']} ({', '.join(r['models'])}) served {pct(r['share'])} of replies; "
                               "the reference never used it", dict(r))
             for r in f.cmp.new_routes]
+
+
+def ev_fallback(f: Facts) -> list[Evidence]:
+    """Which share of this run the fallback served, beside the latency it was served at."""
+    if not f.fallback_routes:
+        return []
+    total = sum(v["replies"] for v in f.cmp.routes.values())
+    served = sum(v["replies"] for v in f.fallback_routes.values())
+    who = "; ".join(f"{r} ({', '.join(v['models'])})" for r, v in f.fallback_routes.items())
+    p95 = f.cmp.latency.get("p95")
+    latency = f"; p95 turn latency {p95:,.0f} ms" if p95 is not None else ""
+    return [Evidence("fallback", f"fallback served {served} of {total} replies ({pct(f.fallback_served)}): "
+                                 f"{who}{latency}", {"share": f.fallback_served, "replies": served, "total": total,
+                                                     "routes": dict(f.fallback_routes), "p95_ms": p95})]
 
 
 def ev_pass_rates(f: Facts) -> list[Evidence]:
@@ -338,7 +364,7 @@ def ev_usage(f: Facts) -> list[Evidence]:
 
 
 EVIDENCE: tuple[Callable[[Facts], list[Evidence]], ...] = (
-    ev_aborted, ev_infra, ev_canaries, ev_fingerprints, ev_routes, ev_pass_rates, ev_judge_scores,
+    ev_aborted, ev_infra, ev_fallback, ev_canaries, ev_fingerprints, ev_routes, ev_pass_rates, ev_judge_scores,
     ev_significant_cases, ev_flipped, ev_behaviour, ev_attribution, ev_latency, ev_usage,
 )
 
@@ -356,6 +382,17 @@ def rule_infra(f: Facts) -> Finding | None:
     return None
 
 
+def rule_primary_down(f: Facts) -> Finding | None:
+    """A fallback route served a real share of this run: the primary was down and the service
+    stayed up. Infra (the provider's doing), never drift: the model that answered changed
+    because the gateway failed over, not because anyone changed it."""
+    if not f.fallback_routes or f.fallback_served < f.spec.fallback_share:
+        return None
+    who = ", ".join(f"{r} ({', '.join(v['models'])})" for r, v in f.fallback_routes.items())
+    return Finding(VerdictClass.FALLBACK, f"infra: the primary route was down; {who} served {pct(f.fallback_served)} "
+                                          "of replies — the service stayed up on its fallback")
+
+
 def rule_fallback_route(f: Facts) -> Finding | None:
     """The primary route was down and a fallback served enough replies to explain what moved."""
     if f.fallback_share < f.spec.infra_error_rate or not f.something_moved:
@@ -371,6 +408,21 @@ def rule_judge_drift(f: Facts) -> Finding | None:
         return None
     return Finding(VerdictClass.JUDGE_DRIFT, f"judge drift: the judge disagreed with {f.disagreed} labelled canaries "
                                              "— judge scores are not trusted")
+
+
+def rule_repointed(f: Facts) -> Finding | None:
+    """A route is now served by another deployment (a gateway alias re-pointed to another
+    model or API base): drift, naming the old and the new deployment."""
+    moved = [c for c in f.cmp.fingerprint_changes
+             if c.get("models_after") and set(c["models_after"]) - set(c.get("models_before") or ())]
+    if not moved:
+        return None
+    what = "; ".join(f"route {c['route']} now served by {', '.join(c['models_after'])} "
+                     f"(was {', '.join(c['models_before'])}) on {pct(c['share'])} of its replies" for c in moved)
+    headline = f"drift: the deployment changed — {what}"
+    if f.dropped:
+        headline += f"; quality dropped in {f.where}"
+    return Finding(VerdictClass.DRIFT, headline)
 
 
 def _what(side: SideSignals) -> str:
@@ -503,7 +555,9 @@ def _noise_line(f: Facts) -> str:
 RULES: tuple[Callable[[Facts], Finding | None], ...] = (
     rule_infra,
     rule_fallback_route,
+    rule_primary_down,
     rule_judge_drift,
+    rule_repointed,
     rule_mixed,
     rule_drift,
     rule_regression,

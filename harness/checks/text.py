@@ -139,34 +139,50 @@ def not_contains(
 
 
 _REGEX_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
+REGEX_TIMEOUT_S = 1.0  # default time one regex search may take on one reply
 
 
 @check("regex", primary="pattern")
-def regex(pattern: str, flags: str = "", normalize: bool = True, ignore_case: bool = True) -> CheckFn:
+def regex(pattern: str, flags: str = "", normalize: bool = True, ignore_case: bool = True,
+          timeout_s: Annotated[float, Field(gt=0, le=60)] = REGEX_TIMEOUT_S) -> CheckFn:
     """The reply matches this regular expression (searched anywhere; flags: any of "imsx").
 
     Only NFKC is applied to the pattern: whitespace folding or casefolding would change
     what `\\S` or `[ ]{2}` mean, so `ignore_case` becomes re.IGNORECASE instead.
+    A search that takes longer than `timeout_s` (a pattern that backtracks without end,
+    like `(a+)+$`) stops there and the check is an error; the run goes on.
     """
+    import regex as regex_engine  # the `regex` module: Python's syntax, with a time limit per search
+
     bad = set(flags) - set(_REGEX_FLAGS)
     if bad:
         raise ValueError(f"unknown regex flag(s) {''.join(sorted(bad))!r} (expected any of 'imsx')")
     bits = re.IGNORECASE if ignore_case else 0
     for f in flags:
         bits |= _REGEX_FLAGS[f]
+    source = normalize_text(pattern, whitespace=False, casefold=False) if normalize else pattern
     try:
-        compiled = re.compile(normalize_text(pattern, whitespace=False, casefold=False) if normalize else pattern, bits)
-    except re.error as e:
+        re.compile(source, bits)  # the syntax users know: an invalid pattern is said as Python says it
+        compiled = regex_engine.compile(source, bits)
+    except (re.error, regex_engine.error) as e:
         raise ValueError(f"invalid regex {pattern!r}: {e}") from None
     prep = _prep(normalize, ignore_case=False)
 
     def run(s: Subject) -> Score:
-        m = compiled.search(prep(s.text))
+        try:
+            m = compiled.search(prep(s.text), timeout=timeout_s)
+        except TimeoutError:
+            raise RegexTimeout(f"regex /{pattern}/ did not finish within {timeout_s:g} s on this reply "
+                               f"({len(s.text)} chars); it backtracks too much, simplify it") from None
         if m:
             return Score(True, f"/{pattern}/ matched {quote(m.group(0))}")
         return Score(False, f"expected to match /{pattern}/; got {quote(s.text)}")
 
     return run
+
+
+class RegexTimeout(Exception):
+    """A regex search ran out of its time budget."""
 
 
 @check("max_length", primary="chars")

@@ -15,5 +15,7 @@ def fail(err: HarnessError) -> typer.Exit:
     """Print a user's mistake as one line on stderr; the Exit to raise carries its exit code."""
     from rich.console import Console
 
-    Console(stderr=True, highlight=False).print(f"error: {err.line()}", markup=False, soft_wrap=True)
+    from ..secrets import mask
+
+    Console(stderr=True, highlight=False).print(f"error: {mask(err.line())}", markup=False, soft_wrap=True)
     return typer.Exit(int(err.exit_code))

@@ -22,6 +22,79 @@ def display_path(path: str) -> str:
     return absolute if rel.startswith("..") else rel
 
 
+def walk_files(root: str, loops: list[str] | None = None) -> list[str]:
+    """Every file under `root`, following directory symlinks but entering each real
+    directory once: a symlink loop (`golden/self -> .`) cannot make a walk endless or show
+    a file twice. The symlinks that led back into a directory already seen go to `loops`."""
+    seen: set[tuple[int, int]] = set()
+    out: list[str] = []
+    for top, dirs, files in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(top)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            if loops is not None:
+                loops.append(top)
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs.sort()
+        out.extend(os.path.join(top, f) for f in sorted(files))
+    return out
+
+
+def _glob_regex(pattern: str) -> "re.Pattern[str]":
+    """A glob with `**` (any depth, none included) as a regex over '/'-separated paths."""
+    import re
+
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]*/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
+            end = pattern.index("]", i + 2)
+            body = pattern[i + 1:end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def expand_glob(full: str, loops: list[str] | None = None) -> list[str]:
+    """The files matching `full` (a glob; `**` for any depth), walked as `walk_files` does."""
+    if not glob.has_magic(full):
+        return [full] if os.path.isfile(full) else []
+    parts = full.replace(os.sep, "/").split("/")
+    fixed = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root = "/".join(parts[:fixed]) or "/"
+    if "**" not in full:  # one level per part: glob itself cannot loop
+        return [m for m in glob.glob(full) if os.path.isfile(m)]
+    rest = "/".join(parts[fixed:])
+    rx = _glob_regex(rest)
+    base = len(root.rstrip("/")) + 1
+    hidden_ok = rest.startswith(".") or "/." in rest  # like glob: `*` and `**` skip dot files
+    out = []
+    for f in walk_files(root, loops):
+        rel = f.replace(os.sep, "/")[base:]
+        if rx.match(rel) and (hidden_ok or not any(p.startswith(".") for p in rel.split("/"))):
+            out.append(f)
+    return out
+
+
 def golden_files(suite: Suite) -> tuple[list[str], list[ConfigError]]:
     """Expand `suite.golden` (globs relative to the project root, `**` allowed), sorted.
 
@@ -32,7 +105,7 @@ def golden_files(suite: Suite) -> tuple[list[str], list[ConfigError]]:
     errors: list[ConfigError] = []
     for i, pattern in enumerate(suite.golden):
         full = os.path.join(suite.root, os.path.expanduser(pattern))
-        matches = [m for m in glob.glob(full, recursive=True) if os.path.isfile(m)]
+        matches = expand_glob(full)
         if not matches:
             errors.append(ConfigError(
                 f"golden glob {pattern!r} matches no file (expected YAML files under {suite.root})",

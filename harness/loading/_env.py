@@ -11,6 +11,7 @@ import re
 from typing import Any, Mapping
 
 from ..errors import ConfigError, Position
+from ..secrets import is_secret_field, register
 from ..yamlio import PosDict, PosList
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -51,6 +52,8 @@ def expand_env(
                 container[key] = expanded
                 if used:
                     secret_locs.add(here)
+                    if is_secret_field(here):  # masked in everything the harness writes or sends
+                        register(expanded, url_path=any("webhook" in str(step).lower() for step in here))
             elif isinstance(value, (dict, list)):
                 visit(value, here)
 

@@ -9,7 +9,7 @@ from typing import Mapping
 from ..errors import ConfigError
 from ..spec import Suite
 from ..yamlio import read_yaml
-from ._cases import all_cases, display_path
+from ._cases import all_cases, display_path, walk_files
 from ._golden import GOLDEN_EXPECTED, golden_file_errors
 from ._suite import SUITE_EXPECTED, suite_file_errors, suite_position_of, suite_target_raw
 
@@ -27,8 +27,9 @@ def validate_paths(
     """
     errors: list[ConfigError] = []
     files = _expand(paths, errors)
+    first: dict[str, object] = {}  # case id -> where it was first defined, across the golden files given
     for path in files:
-        errors.extend(_validate_file(path, env))
+        errors.extend(_validate_file(path, env, first))
     seen: set[str] = set()
     unique = []
     for e in errors:
@@ -43,7 +44,7 @@ def _expand(paths: list[str], errors: list[ConfigError]) -> list[str]:
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            found = sorted(str(f) for f in path.rglob("*") if f.is_file() and f.suffix in (".yaml", ".yml"))
+            found = sorted(f for f in walk_files(str(path)) if f.endswith((".yaml", ".yml")))
             if not found:
                 errors.append(ConfigError("no YAML files in this folder (expected *.yaml or *.yml files)", path=p))
             out.extend(found)
@@ -54,7 +55,7 @@ def _expand(paths: list[str], errors: list[ConfigError]) -> list[str]:
     return [display_path(p) for p in dict.fromkeys(out)]
 
 
-def _validate_file(path: str, env: Mapping[str, str]) -> list[ConfigError]:
+def _validate_file(path: str, env: Mapping[str, str], first: dict[str, object] | None = None) -> list[ConfigError]:
     # The kind is only known after reading; an empty or non-mapping file is judged by its
     # folder name, which is how projects lay them out (suites/, golden/).
     expected = SUITE_EXPECTED if "suites" in Path(path).parts else GOLDEN_EXPECTED
@@ -71,7 +72,15 @@ def _validate_file(path: str, env: Mapping[str, str]) -> list[ConfigError]:
         return sorted(errors, key=lambda e: (
             e.path != path, e.path or "", e.position.line if e.position else 0, e.position.col if e.position else 0,
         ))
-    return golden_file_errors(path)[1]
+    golden, errors = golden_file_errors(path)
+    if golden is not None and first is not None:  # a case id used twice, as `run` sees it
+        for case in golden.cases:
+            if case.id in first:
+                errors.append(ConfigError(f"duplicate case id {case.id!r} (first defined at {first[case.id]})",
+                                          case.source))
+            else:
+                first[case.id] = case.source
+    return errors
 
 
 def _target_errors(suite: Suite) -> list[ConfigError]:

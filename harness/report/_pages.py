@@ -121,6 +121,8 @@ def turn_view(t: Turn, checks: list[dict[str, Any]]) -> dict[str, Any]:
         "total_ms": r.total_ms,
         "route": r.route,
         "model": r.model,
+        "deployment": r.deployment if r.deployment != r.model else None,
+        "upstream_attempts": r.upstream_attempts if r.upstream_attempts and r.upstream_attempts > 1 else None,
         "fingerprint": r.fingerprint,
         "tokens": tokens,
         "cost": None if r.cost is None else f"${r.cost:.5f}",

@@ -37,7 +37,7 @@ def _run_async(runner, items, target, judge=None, run: RunInfo | None = None, lo
         if lock is not None:  # a lock taken over stops the run like a signal (no new cases start)
             lock.on_lost = lambda: _call_soon(loop, task.cancel)
         installed = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", signal.SIGTERM)):
             try:
                 loop.add_signal_handler(sig, task.cancel)
                 installed.append(sig)

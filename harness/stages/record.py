@@ -26,7 +26,7 @@ class Recording:
         self.store = store
         self.run = run
         store.start_run(run)
-        self.writer = ResultWriter(store, run.run_id)
+        self.writer = ResultWriter(store, run.run_id, spill=True)  # a refused result goes to a spill file
         self.add = self.writer.add  # per result: no extra call on the hot path
 
     def add(self, result: CaseResult) -> None:  # replaced per instance by the writer's own `add`
@@ -36,8 +36,20 @@ class Recording:
         """Wait until every result added so far is in the store."""
         self.writer.close()
 
-    def finish(self) -> None:
-        """The run's end state (status, counts, exit code, message) into the store."""
+    @property
+    def problem(self) -> str | None:
+        """One line on results the store refused (kept in the spill file), else None."""
+        return self.writer.problem
+
+    def finish(self, warnings: list[str] | None = None) -> None:
+        """The run's end state (status, counts, exit code, message) into the store. When results
+        were spilled the store is in trouble: a failure here becomes a warning, not an error."""
         run = self.run
-        self.store.finish_run(run.run_id, status=run.status, ended=run.ended, exit_code=run.exit_code,
-                              counts=run.counts, message=run.message)
+        try:
+            self.store.finish_run(run.run_id, status=run.status, ended=run.ended, exit_code=run.exit_code,
+                                  counts=run.counts, message=run.message)
+        except Exception as e:
+            if not self.writer.problem or warnings is None:
+                raise
+            line = e.line() if hasattr(e, "line") else str(e)
+            warnings.append(f"run {run.run_id} could not be marked {run.status} in the store: {line}")

@@ -135,8 +135,27 @@ def _v3_feature_tables(conn: Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
-def _v4_result_inputs(conn: Connection) -> None:
-    """v4: results get `input_fp`, the fingerprint of what reached the model (attribution)."""
+# Columns that were VARCHAR(n) until v4 and hold values from suites, cases or model servers.
+_V4_WIDENED = {
+    "runs": ("suite", "model", "host", "group"),
+    "results": ("case_id", "topic", "model", "fingerprint"),
+}
+
+
+def _v4_widen_text_columns(conn: Connection) -> None:
+    """v4: values from suites and model servers become TEXT, so a 300-character model name
+    sent by a gateway cannot fail a batch of results. SQLite never enforced the lengths."""
+    if conn.dialect.name == "sqlite":
+        return
+    prep = conn.dialect.identifier_preparer
+    for table, columns in _V4_WIDENED.items():
+        for column in columns:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {prep.quote(table)} ALTER COLUMN {prep.quote(column)} TYPE TEXT")
+
+
+def _v5_result_inputs(conn: Connection) -> None:
+    """v5: results get `input_fp`, the fingerprint of what reached the model (attribution)."""
     add_column(conn, "results", Column("input_fp", String(64)))
 
 
@@ -146,7 +165,8 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
     (2, "runs.group, runs.message, index runs(suite, started)", _v2_run_group_and_message),
     (3, "feature tables: pending_deliveries, baselines, baseline_cases, suite_locks, schedule_state",
      _v3_feature_tables),
-    (4, "results.input_fp", _v4_result_inputs),
+    (4, "TEXT for case ids, topics, suite and model names (no length limit)", _v4_widen_text_columns),
+    (5, "results.input_fp", _v5_result_inputs),
 ]
 
 

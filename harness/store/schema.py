@@ -33,7 +33,10 @@ from sqlalchemy import (
 )
 
 # Bump together with a new step in migrations.MIGRATIONS.
-SCHEMA_VERSION = 4
+# Text, not String(n), in runs and results for every value that comes from a suite, a case
+# or a model server (case ids, topics, suite names, model names, fingerprints): PostgreSQL
+# enforces a VARCHAR length and one long value would fail a whole batch of results (v4).
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -49,19 +52,19 @@ runs = Table(
     "runs",
     metadata,
     Column("run_id", String(128), primary_key=True),
-    Column("suite", String(200), nullable=False),
+    Column("suite", Text, nullable=False),
     Column("suite_file", Text, nullable=False, default=""),
     Column("target", JSON, nullable=False),  # scrubbed of secrets before writing
-    Column("model", String(200)),
+    Column("model", Text),
     Column("git_sha", String(64)),
-    Column("host", String(200), nullable=False, default=""),
+    Column("host", Text, nullable=False, default=""),
     Column("started", Double, nullable=False),
     Column("ended", Double),
     Column("status", String(16), nullable=False),  # running, complete, incomplete, aborted
     Column("exit_code", Integer),
     Column("planned", Integer, nullable=False, default=0),
     Column("counts", JSON, nullable=False),
-    Column("group", String(200)),  # added in v2: shards of one CI job share a group
+    Column("group", Text),  # added in v2: shards of one CI job share a group
     Column("message", Text),  # added in v2: one line on why a run stopped early
     Column("extra", JSON, nullable=False),  # also holds the writing process (host, pid)
 )
@@ -74,8 +77,8 @@ results = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(128), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("case_id", String(200), nullable=False, index=True),
-    Column("topic", String(100), nullable=False),
+    Column("case_id", Text, nullable=False, index=True),
+    Column("topic", Text, nullable=False),
     Column("tags", JSON, nullable=False),
     Column("repeat_index", Integer, nullable=False),
     Column("status", String(16), nullable=False),  # passed, failed, error, not_run
@@ -85,14 +88,14 @@ results = Table(
     Column("duration_ms", Double, nullable=False),
     Column("source", Text),
     # model … cost repeat what the transcript holds, as columns so trend queries need no JSON
-    Column("model", String(200)),
-    Column("fingerprint", String(200)),
+    Column("model", Text),
+    Column("fingerprint", Text),
     Column("tokens_in", Integer),
     Column("tokens_out", Integer),
     Column("cost", Double),
     Column("checks", JSON, nullable=False),
     Column("transcript", JSON),
-    # added in v4: a hash of our side of the call (rendered request, model name and parameters,
+    # added in v5: a hash of our side of the call (rendered request, model name and parameters,
     # the case's definition); same inputs and different behaviour is the model's doing
     Column("input_fp", String(64)),
     # a result written twice (a retried batch, a resumed run) replaces itself, never doubles

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import socket
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -90,6 +91,35 @@ def _json_dumps(value: Any) -> str:
         return json.dumps(without_surrogates(value), ensure_ascii=False, default=str)
 
 
+class UnreadableJSON(dict):
+    """What a stored JSON value that does not parse reads as: empty (a run's counts, a
+    result's checks), so one damaged row costs only itself. `raw` keeps the stored text."""
+
+    def __init__(self, raw: Any) -> None:
+        super().__init__()
+        self.raw = raw
+
+
+def _json_loads(text: Any) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError):
+        return UnreadableJSON(text)
+
+
+_NOTED: set[str] = set()
+
+
+def _note_unreadable(what: str, row: Any, columns: tuple[str, ...]) -> None:
+    """One line on stderr, once per damaged row and column, naming them."""
+    for column in columns:
+        if isinstance(getattr(row, column, None), UnreadableJSON):
+            line = f"warning: store: {what}: column {column} is not valid JSON; read as empty"
+            if line not in _NOTED:
+                _NOTED.add(line)
+                print(line, file=sys.stderr, flush=True)
+
+
 def _one_line(exc: BaseException) -> str:
     inner = getattr(exc, "orig", None) or exc
     text = str(inner).strip().splitlines()
@@ -144,7 +174,7 @@ def _build(cls: type[_T], data: dict[str, Any]) -> _T:
 
 
 def _transcript_from(data: dict[str, Any] | None) -> Transcript | None:
-    if data is None:
+    if data is None or isinstance(data, UnreadableJSON):
         return None
     turns = [
         Turn(
@@ -228,7 +258,12 @@ def _result_row(run_id: str, r: CaseResult) -> dict[str, Any]:
     }
 
 
+_RESULT_JSON = ("tags", "checks", "transcript")
+_RUN_JSON = ("target", "counts", "extra")
+
+
 def _result_from_row(row: Any) -> CaseResult:
+    _note_unreadable(f"result {row.case_id} of run {row.run_id}", row, _RESULT_JSON)
     return CaseResult(
         case_id=row.case_id,
         topic=row.topic,
@@ -247,6 +282,7 @@ def _result_from_row(row: Any) -> CaseResult:
 
 
 def _run_from_row(row: Any) -> RunInfo:
+    _note_unreadable(f"run {row.run_id}", row, _RUN_JSON)
     return RunInfo(
         run_id=row.run_id,
         suite=row.suite,
@@ -281,11 +317,13 @@ def _sqlite_engine(url: URL) -> Engine:
     if in_memory:
         # One shared connection, or every thread would see its own empty database.
         engine = create_engine(
-            url, json_serializer=_json_dumps, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            url, json_serializer=_json_dumps, json_deserializer=_json_loads, poolclass=StaticPool,
+            connect_args={"check_same_thread": False}
         )
     else:
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, json_serializer=_json_dumps, connect_args={"timeout": 30})
+        engine = create_engine(url, json_serializer=_json_dumps, json_deserializer=_json_loads,
+                               connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -312,7 +350,7 @@ def _sqlite_engine(url: URL) -> Engine:
 def _make_engine(url: URL) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return create_engine(url, json_serializer=_json_dumps, pool_pre_ping=True)
+    return create_engine(url, json_serializer=_json_dumps, json_deserializer=_json_loads, pool_pre_ping=True)
 
 
 def default_url(root: str | os.PathLike[str] = ".") -> str:
@@ -327,13 +365,18 @@ def default_url(root: str | os.PathLike[str] = ".") -> str:
 class Store:
     """Runs and case results in one database. Thread-safe; open once per process."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, root: str = ".") -> None:
         from .features import Baselines, PendingDeliveries, ScheduleState
         from .locks import Locks
         from .trends import TrendReads
 
         self._engine = engine
         self.display_url = redact_url(engine.url)
+        database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+        if database and database != ":memory:":
+            self.spill_dir = Path(database).expanduser().parent
+        else:
+            self.spill_dir = Path(root).expanduser() / ".harness"
         self.locks = Locks(self)
         self.schedule_state = ScheduleState(self)
         self.notifications = PendingDeliveries(self)
@@ -357,7 +400,7 @@ class Store:
             ) from None
         except (ImportError, SQLAlchemyError, OSError) as exc:
             raise StoreError(f"cannot open store {redact_url(parsed)}: {_one_line(exc)}") from None
-        store = cls(engine)
+        store = cls(engine, root=root)
         try:
             migrations.migrate(engine)
         except HarnessError:
@@ -443,6 +486,35 @@ class Store:
         rows = _dedupe_last([_result_row(run_id, r) for r in results])
         with self._tx(f"write {len(rows)} results of run {run_id}") as conn:
             self._upsert_results(conn, rows)
+
+    def spill_results(self, run_id: str, results: Sequence[CaseResult], *, reason: str) -> tuple[Path, int, str | None]:
+        """Append results the store refused to `<spill_dir>/spill-<run_id>.jsonl`, one JSON
+        object a line (the row the store would have held, plus why it is here).
+
+        Returns (path, how many were kept, why the others were not or None). A line that
+        does not fit (the disk is full) is cut off again, so the file holds whole lines only.
+        """
+        path = self.spill_dir / f"spill-{run_id}.jsonl"
+        kept = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "ab") as f:
+                for r in results:
+                    row = _result_row(run_id, r)
+                    row["spill_reason"] = reason
+                    line = (_json_dumps(row) + "\n").encode("utf-8", "surrogatepass")
+                    start = f.tell()
+                    try:
+                        f.write(line)
+                        f.flush()
+                    except OSError:
+                        f.truncate(start)
+                        raise
+                    kept += 1
+                os.fsync(f.fileno())
+        except OSError as exc:
+            return path, kept, f"spill file {path}: {exc.strerror or exc}"
+        return path, kept, None
 
     @staticmethod
     def _upsert_results(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -25,16 +25,17 @@ _JSON_SQL = {
     "sqlite": {
         "judge": (
             "SELECT r.id AS id, AVG(CAST(json_extract(j.value, '$.score') AS REAL)) AS v "
-            "FROM results r JOIN runs u ON u.run_id = r.run_id, json_each(r.checks) j "
+            "FROM results r JOIN runs u ON u.run_id = r.run_id, json_each(CASE WHEN json_valid(r.checks) THEN r.checks ELSE '[]' END) j "
             "WHERE {where} AND json_extract(j.value, '$.name') = 'judge' "
             "AND COALESCE(json_extract(j.value, '$.skipped'), 0) = 0 "
             "AND COALESCE(json_extract(j.value, '$.error'), 0) = 0 "
             "AND json_extract(j.value, '$.score') IS NOT NULL GROUP BY r.id"
         ),
+        # a damaged row (text that is not JSON) is read as empty, never fails the whole query
         # one json_extract per turn (each call parses the turn again); nulls dropped later
         "turns": (
             "SELECT r.id AS id, json_extract(t.value, '$.reply.total_ms') AS v "
-            "FROM results r JOIN runs u ON u.run_id = r.run_id, json_each(r.transcript, '$.turns') t "
+            "FROM results r JOIN runs u ON u.run_id = r.run_id, json_each(CASE WHEN json_valid(r.transcript) THEN r.transcript ELSE '{{}}' END, '$.turns') t "
             "WHERE {where} AND r.transcript IS NOT NULL"
         ),
     },

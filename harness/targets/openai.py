@@ -17,17 +17,27 @@ outcome is built. Ask for it in the system prompt, optionally with `response_for
 Streaming (the default) records the time to the first content token as well as the whole
 answer, and asks for usage in the final chunk (`stream_options.include_usage`). The requests
 go through the shared chat client (`harness.chat`); the runner retries them.
+
+Behind a gateway (`gateway:`, LiteLLM's response headers by default) each turn records what
+actually served it: the route (`fallback` when the gateway fell back to another model group),
+the deployment (the upstream model name and the host of its API base, never a key), the
+upstream attempts and the gateway's cost. The deployment, not the alias in `model:`, is the
+model identity drift is judged on, and it reads the same streamed or not. A gateway's refusal
+of our own configuration (an unknown model alias, a rejected key) stops the run as a
+configuration error; a 5xx whose body says every upstream failed counts towards the breaker.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+import re
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from ..chat import HINT_404, ChatClient, ChatResult
-from ..errors import ConfigError
+from ..errors import ConfigError, InfraError
 from ..httpclient import safe_endpoint
 from ..records import AgentReply, Outcome
 from ..spec import CaseSpec
@@ -36,6 +46,33 @@ from .base import CallContext, Conversation, Target, TargetConfig, register
 from .pricing import Price, cost_of
 
 __all__ = ["HINT_404", "OpenAIConfig", "OpenAITarget", "caller_message"]
+
+
+class GatewayHeaders(BaseModel):
+    """Which response headers name the deployment that served (LiteLLM's by default; rename them
+    for another gateway, or `kind: none` to read none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["litellm", "none"] = "litellm"
+    model_name: str = "x-litellm-model-name"
+    model_id: str = "x-litellm-model-id"
+    api_base: str = "x-litellm-model-api-base"
+    model_group: str = "x-litellm-model-group"
+    attempted_fallbacks: str = "x-litellm-attempted-fallbacks"
+    attempted_retries: str = "x-litellm-attempted-retries"
+    response_cost: str = "x-litellm-response-cost"
+
+
+# A gateway's 5xx whose body says its upstreams failed (LiteLLM names the provider's exception
+# and whether the fallbacks failed too): the service behind it is down, not just slow.
+_UPSTREAM_DOWN = re.compile(r"litellm\.\w*(?:InternalServerError|ServiceUnavailableError|APIConnectionError|Timeout)"
+                            r"|No deployments available|[Ff]allback to \S+ also failed")
+# A 400/404 that names the model: the endpoint does not know the alias we sent.
+_UNKNOWN_MODEL = re.compile(r"invalid model|model[^.]{0,80}(?:not found|does not exist|unknown)|unknown model",
+                            re.IGNORECASE)
+# LiteLLM without a database answers a key other than its master key this way.
+_KEY_UNCHECKED = "no_db_connection"
 
 
 class OpenAIConfig(TargetConfig):
@@ -54,6 +91,16 @@ class OpenAIConfig(TargetConfig):
     response_format: dict[str, Any] | None = None
     headers: dict[str, str] = Field(default_factory=dict, description="extra request headers (never recorded)")
     prices: dict[str, Price] = Field(default_factory=dict, description="model → USD per million tokens")
+    gateway: GatewayHeaders = Field(default_factory=GatewayHeaders,
+                                    description="response headers naming the deployment that served")
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_empty(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().strip():
+            raise ValueError("the key is empty (is the ${ENV} variable it comes from set?); leave api_key out "
+                             "if the endpoint needs none")
+        return v
 
     @field_validator("base_url")
     @classmethod
@@ -183,12 +230,51 @@ class OpenAITarget(Target):
     async def complete(self, messages: list[dict[str, Any]]) -> tuple[str, AgentReply]:
         """One chat completion: (the raw assistant content, the reply as the harness sees it)."""
         client = self.client()  # before the request: the first one opens the session
-        return self._reply(await client.send(self.payload(messages)))
+        try:
+            answer = await client.send(self.payload(messages))
+        except InfraError as e:
+            raise self._explained(e) from None
+        return self._reply(answer)
+
+    def _explained(self, err: InfraError) -> InfraError:
+        """`err`, said the way a user can act on: our own mistakes named as such, a gateway's
+        report that its upstreams are down marked for the breaker."""
+        if self.config.gateway.kind == "none" or err.misconfigured:
+            return err
+        if err.status in (400, 404) and _UNKNOWN_MODEL.search(err.detail):
+            return InfraError("protocol", f"HTTP {err.status}: the endpoint does not know model {self.config.model!r} "
+                                          "(check the model name or key)", endpoint=err.endpoint, status=err.status,
+                              misconfigured=True)
+        if err.status in (400, 401, 403) and _KEY_UNCHECKED in err.detail:
+            return InfraError("protocol", f"HTTP {err.status}: the gateway could not accept the API key (check the "
+                                          "model name or key)", endpoint=err.endpoint, status=err.status,
+                              misconfigured=True)
+        if err.kind == "server_error" and not err.down and _UPSTREAM_DOWN.search(err.detail):
+            return InfraError(err.kind, err.detail, endpoint=err.endpoint, retry_after=err.retry_after,
+                              retryable=err.retryable, status=err.status, down=True)
+        return err
 
     def _reply(self, answer: ChatResult) -> tuple[str, AgentReply]:
         content = answer.text
         model = answer.model
         tokens_in, tokens_out = answer.tokens_in, answer.tokens_out
+        route, deployment, deployment_id, upstream, gateway_cost = "primary", None, None, None, None
+        gw = self.config.gateway
+        if gw.kind != "none" and answer.headers:
+            h = answer.headers
+            name = h.get(gw.model_name)
+            if name:
+                model = name  # the deployment's model: the same streamed or not, unlike the body's
+                host = _host_of(h.get(gw.api_base))
+                deployment = f"{name}@{host}" if host else name
+                deployment_id = h.get(gw.model_id) or None
+            fallbacks, retries = _count(h.get(gw.attempted_fallbacks)), _count(h.get(gw.attempted_retries))
+            group = h.get(gw.model_group)
+            if fallbacks or (group and group != self.config.model):
+                route = "fallback"
+            if fallbacks is not None or retries is not None:
+                upstream = 1 + (fallbacks or 0) + (retries or 0)
+            gateway_cost = _cost(h.get(gw.response_cost))
         text, state = content, {}
         structured = split_structured(content)
         if structured is not None:
@@ -199,13 +285,50 @@ class OpenAITarget(Target):
             total_ms=answer.total_ms,
             model=model,
             fingerprint=answer.fingerprint,
-            route="primary",
+            route=route,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
-            cost=cost_of(self.config.prices, (model, self.config.model), tokens_in, tokens_out),
+            cost=_first(cost_of(self.config.prices, (model, answer.model, self.config.model), tokens_in, tokens_out),
+                        gateway_cost),
             state=state,
             ended=ends_call(state),
+            deployment=deployment,
+            deployment_id=deployment_id,
+            upstream_attempts=upstream,
         )
+
+
+def _host_of(url: str | None) -> str | None:
+    """host[:port] of a URL: never its user info, path or query (where keys hide)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url if "://" in url else f"//{url}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return f"{host}:{port}" if port else host
+
+
+def _count(v: str | None) -> int | None:
+    try:
+        return max(0, int(v)) if v else None
+    except ValueError:
+        return None
+
+
+def _cost(v: str | None) -> float | None:
+    try:
+        cost = float(v) if v else None
+    except ValueError:
+        return None
+    return cost if cost is not None and cost >= 0 and cost == cost and cost != float("inf") else None
+
+
+def _first(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
 
 
 class OpenAIConversation(Conversation):

@@ -354,6 +354,30 @@ def parse_yaml(text: str, path: str) -> Any:
         loader.dispose()
 
 
+# A golden or suite file larger than this is refused (HARNESS_MAX_YAML_BYTES): the biggest
+# real golden files are a few hundred KB, and `harness validate /dev/zero` must end.
+DEFAULT_MAX_YAML_BYTES = 10 * 1024 * 1024
+
+
+def _max_yaml_bytes() -> int:
+    import os
+
+    raw = os.environ.get("HARNESS_MAX_YAML_BYTES", "").strip()
+    try:
+        return max(1024, int(raw)) if raw else DEFAULT_MAX_YAML_BYTES
+    except ValueError:
+        raise ConfigError(f"HARNESS_MAX_YAML_BYTES={raw!r}: expected a number of bytes") from None
+
+
+def _read_bounded(path: str | Path, limit: int) -> bytes:
+    with open(path, "rb") as f:
+        raw = f.read(limit + 1)
+    if len(raw) > limit:
+        raise ConfigError(f"file is larger than {limit:,} bytes (HARNESS_MAX_YAML_BYTES); split it",
+                          path=str(path))
+    return raw
+
+
 def read_yaml(path: str | Path, *, expected: str) -> PosDict:
     """Read a file that must hold one YAML mapping; `expected` says what it should contain.
 
@@ -362,7 +386,7 @@ def read_yaml(path: str | Path, *, expected: str) -> PosDict:
     """
     shown = str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = _read_bounded(path, _max_yaml_bytes())
     except FileNotFoundError:
         raise ConfigError("no such file", path=shown) from None
     except IsADirectoryError:
