@@ -84,7 +84,7 @@ def test_evidence_is_gathered_once_whatever_the_class():
     # judge drift wins, but the drop that would have made it a regression is still evidence
     assert classify(f.run, f.cmp, f.ref, SPEC).cls is VerdictClass.JUDGE_DRIFT
     assert kinds == ["judge_canaries", "pass_rate", "cases", "behaviour_outcome_worse", "attribution"]
-    assert len(EVIDENCE) == 13
+    assert len(EVIDENCE) == 14
 
 
 # ---------------------------------------------------------------- one rule at a time
