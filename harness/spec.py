@@ -535,6 +535,9 @@ class AnalysisSpec(Strict):
     min_pass_rate_drop: float = Field(default=0.1, ge=0, le=1)
     infra_error_rate: float = Field(default=0.2, ge=0, le=1, description="error share that makes a run infra")
     latency_shift: float = Field(default=0.5, ge=0, description="relative p95 change worth reporting")
+    attribute: int = Field(default=0, ge=0, le=10_000,
+                           description="a mixed run resends the reference's inputs for up to N moved cases "
+                                       "(harness attribute; openai targets); 0: off")
     fallback_share: float = Field(default=0.1, ge=0, le=1,
                                   description="share of replies a fallback route served that makes a run infra "
                                               "(the primary was down, the service stayed up)")

@@ -259,3 +259,34 @@ def test_adaptive_repeats_spend_calls_where_cases_moved(project: Project, questi
     bad = project.write("suites/bad.yaml", path.read_text().replace("{min: 1, max: 4}", "{min: 3, max: 2}"))
     p = project.harness("validate", str(bad), env={"LLM_URL": "http://127.0.0.1:9/v1"})
     assert p.returncode == 2 and "max (2) is below min (3)" in p.stdout + p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_suite_can_attribute_a_mixed_run_by_itself_within_a_call_budget(project: Project):
+    """`analysis: {attribute: N}`: the mixed run resends the old inputs itself, at most N calls."""
+    project.write("golden/q.yaml", "topic: faq\ncases:\n" + "".join(
+        f"  - id: q{i}\n    prompt: question {i}\n    expect: [{{contains: 'answer {i}'}}]\n" for i in range(30)))
+    state = {"updated": False}
+
+    def reply(messages: list[dict]) -> str:
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        n = int(messages[-1]["content"].split()[-1])
+        if state["updated"] and n % 2 == 0:
+            return f"Answer is {n}!"
+        return "Sorry, no." if "terse" in system and n % 2 else f"The answer {n}."
+
+    with MockOpenAI(reply=reply, model="gpt-4", fingerprint="fp_1") as agent:
+        project.write("suites/drift.yaml", suite(extra="analysis: {attribute: 10}\n"))
+        path = project.root / "suites/drift.yaml"
+        text = path.read_text().replace("  temperature: 0.1", "  temperature: 0.1\n  system_prompt: You are helpful.")
+        path.write_text(text)
+        run(project, agent.base_url, "--accept-baseline")
+        path.write_text(text.replace("You are helpful.", "Be terse."))
+        state["updated"] = True
+        agent.fingerprint = "fp_2"
+        before = agent.requests
+        code, v, _ = run(project, agent.base_url)
+        spent = agent.requests - before
+    assert v["class"] == "mixed", v["headline"]
+    (attributed,) = [e for e in v["evidence"] if e["kind"] == "attributed"]
+    assert attributed["calls"] == 10 and spent == 30 + 10
+    assert len(attributed["model"]) + len(attributed["ours"]) == 10

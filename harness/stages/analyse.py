@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..errors import ExitCode, HarnessError
 from ..records import CaseResult, RunInfo
+from ..verdict import VerdictClass
 
 
 def exit_code_for(counts: dict[str, int], aborted: str | None) -> ExitCode:
@@ -34,6 +35,14 @@ def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code:
     except HarnessError as e:
         warnings.append(f"no verdict: {e.line()}")
         return code
+    if verdict.cls is VerdictClass.MIXED and suite.analysis.attribute:
+        from ..analysis.attribute import attribute_run
+
+        try:  # both sides changed: ask today's model with the reference's inputs, within the budget
+            verdict, _, _ = attribute_run(store, suite, run.run_id, budget=suite.analysis.attribute)
+        except HarnessError as e:
+            warnings.append(f"could not attribute the mixed verdict: {e.line()}")
+        run.extra["verdict"] = verdict.to_dict()
     return verdict.cls.exit_code(code)
 
 
