@@ -32,8 +32,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from statistics import median
 from typing import Any
 
@@ -59,10 +59,12 @@ _WORD = re.compile(r"\w+")
 _OPEN, _CLOSE = "[{(<*#`\"'", "]})>*`\"'"
 
 
+@lru_cache(maxsize=65536)
 def is_refusal(text: str) -> bool:
     return REFUSAL.search(text) is not None
 
 
+@lru_cache(maxsize=65536)
 def shape_of(text: str) -> str:
     """The answer's structure: a JSON object's keys, else the brackets or quotes around it."""
     t = text.strip()
@@ -80,16 +82,24 @@ def shape_of(text: str) -> str:
     return f"{head}…{tail}"
 
 
-def _words(text: str) -> Counter:
-    return Counter(_WORD.findall(text))
+@lru_cache(maxsize=65536)
+def _words(text: str) -> tuple[dict[str, int], int]:
+    """An answer's words with their counts, and how many (cached: the reference's answers repeat)."""
+    counts: dict[str, int] = {}
+    for w in _WORD.findall(text):
+        counts[w] = counts.get(w, 0) + 1
+    return counts, sum(counts.values())
 
 
-def word_distance(a: Counter, b: Counter) -> float:
+def word_distance(a: tuple[dict[str, int], int], b: tuple[dict[str, int], int]) -> float:
     """1 − the multiset Jaccard similarity of two answers' words (0: same words, 1: none shared)."""
-    if not a and not b:
+    (ca, na), (cb, nb) = a, b
+    if not na and not nb:
         return 0.0
-    inter = sum((a & b).values())
-    union = sum((a | b).values())
+    if len(ca) > len(cb):
+        ca, cb = cb, ca
+    inter = sum(min(n, cb[w]) for w, n in ca.items() if w in cb)
+    union = na + nb - inter
     return 1.0 - inter / union if union else 0.0
 
 
@@ -106,6 +116,7 @@ class _Answers:
 
     def __init__(self, texts: list[str]):
         distinct = list(dict.fromkeys(texts))[-MAX_DISTINCT:]
+        self.key = tuple(distinct)
         self.seen = set(texts)
         self.stable = len(set(texts)) == 1
         self.words = [_words(t) for t in distinct]
@@ -156,11 +167,20 @@ def _null(pooled: list[dict[str, list[Any]]]) -> dict[str, tuple[int, int]]:
     out: dict[str, tuple[int, int]] = {}
     for feature in FEATURES:
         events = trials = 0
-        for t in range(1, len(pooled)):
-            before = [v for p in pooled[:t] for v in p[feature]]
-            if before and pooled[t][feature]:
+        before: list[Any] = []
+        pool: _Answers | None = None
+        for t, p in enumerate(pooled):
+            values = p[feature]
+            if t and before and values:
                 trials += 1
-                events += _moved(feature, pooled[t][feature], before)
+                if feature == "answer":
+                    if pool is None or pool.key != tuple(list(dict.fromkeys(before))[-MAX_DISTINCT:]) \
+                            or len(pool.seen) != len(set(before)):
+                        pool = _Answers(before)
+                    events += _majority([pool.new(a) for a in values])
+                else:
+                    events += _moved_values(values, before)
+            before.extend(values)
         for p in pooled[-3:]:  # repeats: the newest few reference runs are enough
             values = p[feature]
             if len(values) > 1:
@@ -172,7 +192,7 @@ def _null(pooled: list[dict[str, list[Any]]]) -> dict[str, tuple[int, int]]:
 
 
 def _median_len(texts: list[str]) -> float | None:
-    return median(len(_WORD.findall(t)) or 1 for t in texts) if texts else None
+    return median(_words(t)[1] or 1 for t in texts) if texts else None
 
 
 def _log_ratio(now: float | None, before: float | None) -> float | None:
