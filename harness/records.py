@@ -80,6 +80,7 @@ class AgentReply:
     deployment: str | None = None
     deployment_id: str | None = None
     upstream_attempts: int | None = None
+    voice: dict[str, Any] | None = None  # what a voice target measured on the audio (ms from the call's start)
 
 
 @dataclass(slots=True)

@@ -75,12 +75,20 @@ class CheckSpec(BaseModel):
         return out
 
 
+class BargeIn(Strict):
+    """The caller talks over the agent's answer (voice targets; text targets ignore it)."""
+
+    after_ms: float = Field(ge=0, description="how far into the agent's answer the caller starts talking")
+    say: str = Field(min_length=1)
+
+
 class TurnSpec(Strict):
     """One caller turn of a scripted call."""
 
     caller: str | None = None
     silence: float | None = Field(default=None, ge=0, description="caller says nothing for this many seconds")
     dtmf: str | None = Field(default=None, pattern=r"^[0-9*#A-D]+$", description="keypad digits")
+    barge_in: BargeIn | None = None
     expect: list[CheckSpec] = Field(default_factory=list)
     pos: Position | None = Field(default=None, exclude=True)
 
@@ -88,6 +96,8 @@ class TurnSpec(Strict):
     def _one_input(self) -> "TurnSpec":
         if (self.caller is not None) + (self.silence is not None) + (self.dtmf is not None) != 1:
             raise ValueError("a turn needs exactly one of: caller, silence, dtmf")
+        if self.barge_in is not None and self.caller is None:
+            raise ValueError("barge_in goes with a caller line (the caller's turn the agent answers)")
         return self
 
 
@@ -141,6 +151,11 @@ class Budgets(Strict):
     turn_ms: float | None = Field(default=None, gt=0)
     p50_turn_ms: float | None = Field(default=None, gt=0, description="median turn time of the call")
     p95_turn_ms: float | None = Field(default=None, gt=0, description="95th percentile turn time of the call")
+    # measured on the audio by a voice target
+    response_ms: float | None = Field(default=None, gt=0, description="caller stops talking → agent's first audio")
+    p95_response_ms: float | None = Field(default=None, gt=0)
+    stop_ms: float | None = Field(default=None, gt=0, description="barge-in → the agent stops talking")
+    silence_ms: float | None = Field(default=None, gt=0, description="longest dead air inside an answer")
 
 
 CALLER_GOALS = ("reservation", "cancellation", "question", "transfer")

@@ -28,6 +28,8 @@ _OUTCOME_CHECKS = (
 _BUDGET_CHECKS = (
     ("first_token_ms", "max_first_token_ms"), ("turn_ms", "max_turn_ms"),
     ("p50_turn_ms", "max_p50_turn_ms"), ("p95_turn_ms", "max_p95_turn_ms"),
+    ("response_ms", "max_response_ms"), ("p95_response_ms", "max_p95_response_ms"),
+    ("stop_ms", "max_stop_ms"), ("silence_ms", "max_silence_ms"),
 )
 
 

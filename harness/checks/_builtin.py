@@ -1,3 +1,3 @@
 """Import the built-in check modules so their `@check` registrations run."""
 
-from . import judge, latency, structure, text  # noqa: F401
+from . import judge, latency, structure, text, voice  # noqa: F401

@@ -498,20 +498,25 @@ class Store:
         kept = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "ab") as f:
+            # unbuffered: a write the disk refuses half way is cut back to the last whole line
+            # here, not left in a buffer that a later flush would write out in part
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
                 for r in results:
                     row = _result_row(run_id, r)
                     row["spill_reason"] = reason
-                    line = (_json_dumps(row) + "\n").encode("utf-8", "surrogatepass")
-                    start = f.tell()
+                    line = memoryview((_json_dumps(row) + "\n").encode("utf-8", "surrogatepass"))
+                    start = os.lseek(fd, 0, os.SEEK_END)
                     try:
-                        f.write(line)
-                        f.flush()
+                        while line:
+                            line = line[os.write(fd, line):]
                     except OSError:
-                        f.truncate(start)
+                        os.ftruncate(fd, start)
                         raise
                     kept += 1
-                os.fsync(f.fileno())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             return path, kept, f"spill file {path}: {exc.strerror or exc}"
         return path, kept, None

@@ -171,7 +171,7 @@ def unregister(kind: str) -> None:
 # The built-in targets by kind and the module that registers each. A run imports only the
 # one its suite uses: the http target alone pulls in jinja2 and jsonpath, the sim target
 # its whole phone agent.
-BUILTIN_MODULES = {"openai": ".openai", "http": ".http", "sim": ".sim"}
+BUILTIN_MODULES = {"openai": ".openai", "http": ".http", "sim": ".sim", "voice": ".voice"}
 
 
 def registry() -> dict[str, type[Target]]:
