@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from .errors import ConfigError, ExitCode
 from .records import CaseResult
-from .stages.analyse import _accept_if_green, _analyse, exit_code_for
+from .stages.analyse import _accept_if_green, _analyse, _objectives, exit_code_for
 from .stages.plan import Plan, RunOptions, RunOutcome, git_sha, make_plan, new_run_id, suite_store_url
 from .stages.publish import TREND_WINDOW_S, _notify, check_notifiers, write_reports
 
@@ -167,6 +167,7 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
         raise ConfigError(f"the target refused the run's configuration: {stats.misconfigured}")
     if status != "incomplete":
         code = _analyse(store, suite, run, results, items, code, warnings)
+        code = _objectives(store, suite, run, results, code, warnings)
         run.exit_code = int(code)
     if traced is not None:
         traced.finish(run, warnings)

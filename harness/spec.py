@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field
 from pydantic.json_schema import SkipJsonSchema
 
 from .errors import Position
+from .objective_spec import BudgetPolicy, ObjectiveSpec
 
 CHECK_MODIFIERS = ("weight", "negate", "label")
 CASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"
@@ -613,6 +614,8 @@ class Suite(Strict):
     notify: NotifySpec = Field(default_factory=NotifySpec)
     budgets: Budgets | None = Field(default=None, description="latency budgets for every case (a case's own win)")
     caller: CallerModelSpec | None = Field(default=None, description="the model that plays goal-driven callers")
+    objectives: list[ObjectiveSpec] = Field(default_factory=list, description="service level objectives over the history")
+    budget_policy: BudgetPolicy = Field(default_factory=BudgetPolicy, description="what the error budget consumed means")
     tracing: TracingSpec | None = Field(default=None, description="OpenTelemetry traces of every call (off by default)")
 
     _file: str = PrivateAttr(default="")

@@ -1,4 +1,5 @@
-"""A local stand-in for Datadog's intake: v2 series, v1 events, LLM Observability experiments.
+"""A local stand-in for Datadog's intake: v2 series, v1 events, v1 service level objectives,
+LLM Observability experiments.
 
 Served on 127.0.0.1 from a background thread (see `fake_slack.ThreadedFake`). It checks the
 API key header, validates each payload the way the real intake documents it (metric
@@ -31,6 +32,8 @@ class FakeDatadog(ThreadedFake):
         self.datasets: dict[tuple[str, str], str] = {}
         self.experiments: list[dict[str, Any]] = []
         self.experiment_events: dict[str, list[dict[str, Any]]] = {}
+        self.slos: dict[str, dict[str, Any]] = {}  # id → the SLO as last created or updated
+        self.slo_writes: list[tuple[str, str]] = []  # (create|update, id)
         self.problems: list[str] = []
         self._ids = itertools.count(1)
 
@@ -41,6 +44,9 @@ class FakeDatadog(ThreadedFake):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v2/series", self._series)
         app.router.add_post("/api/v1/events", self._event)
+        app.router.add_get("/api/v1/slo", self._list_slos)
+        app.router.add_post("/api/v1/slo", self._create_slo)
+        app.router.add_put("/api/v1/slo/{slo_id}", self._update_slo)
         app.router.add_get("/api/v2/llm-obs/v1/projects", self._list_projects)
         app.router.add_post("/api/v2/llm-obs/v1/projects", self._create_project)
         app.router.add_get("/api/v2/llm-obs/v1/{project_id}/datasets", self._list_datasets)
@@ -126,6 +132,59 @@ class FakeDatadog(ThreadedFake):
         event_id = next(self._ids)
         return web.json_response({"status": "ok", "event": {"id": event_id, "title": title, "text": text}},
                                  status=202)
+
+    # -- service level objectives (v1): metric SLOs only, as the harness writes them
+
+    def _slo_problems(self, body: dict[str, Any]) -> list[str]:
+        problems = []
+        if body.get("type") != "metric":
+            problems.append(f"type {body.get('type')!r} is not metric")
+        if not isinstance(body.get("name"), str) or not body["name"]:
+            problems.append("name is required")
+        q = body.get("query") or {}
+        for key in ("numerator", "denominator"):
+            if not isinstance(q.get(key), str) or not q[key].startswith("sum:"):
+                problems.append(f"query.{key} {q.get(key)!r} is not a metric query")
+        thresholds = body.get("thresholds") or []
+        if not thresholds:
+            problems.append("thresholds are required")
+        for t in thresholds:
+            if t.get("timeframe") not in ("7d", "30d", "90d", "custom"):
+                problems.append(f"timeframe {t.get('timeframe')!r} unknown")
+            if not isinstance(t.get("target"), (int, float)) or not 0 < t["target"] < 100:
+                problems.append(f"target {t.get('target')!r} is not between 0 and 100")
+        return problems
+
+    async def _list_slos(self, request: web.Request) -> web.Response:
+        if (denied := self._auth(request, True)) is not None:
+            return denied
+        wanted = request.query.get("tags_query")
+        data = [s for s in self.slos.values() if wanted is None or wanted in s.get("tags", [])]
+        return web.json_response({"data": data, "errors": []})
+
+    async def _create_slo(self, request: web.Request) -> web.Response:
+        if (denied := self._auth(request, True)) is not None:
+            return denied
+        body = await self._json(request)
+        if problems := self._slo_problems(body):
+            return self._refuse(problems)
+        sid = f"slo{next(self._ids)}"
+        self.slos[sid] = {**body, "id": sid}
+        self.slo_writes.append(("create", sid))
+        return web.json_response({"data": [self.slos[sid]], "errors": []})
+
+    async def _update_slo(self, request: web.Request) -> web.Response:
+        if (denied := self._auth(request, True)) is not None:
+            return denied
+        sid = request.match_info["slo_id"]
+        if sid not in self.slos:
+            return web.json_response({"errors": ["SLO not found"]}, status=404)
+        body = await self._json(request)
+        if problems := self._slo_problems(body):
+            return self._refuse(problems)
+        self.slos[sid] = {**body, "id": sid}
+        self.slo_writes.append(("update", sid))
+        return web.json_response({"data": [self.slos[sid]], "errors": []})
 
     # -- LLM Observability
 

@@ -118,7 +118,12 @@ def test_a_primary_outage_covered_by_the_fallback_is_not_drift(project, gw):
     assert out.returncode == 0, out.stdout + out.stderr  # every check passed: the service stayed up
     gw.a.default = "ok"  # the primary is back: the same deployment as before, nothing to report
     back, doc = run(project, suite(project, gw))
-    assert doc["verdict"]["class"] == "ok", doc["verdict"]["headline"]
+    # nothing about the model or its route to report; on a loaded machine the gateway's own
+    # latency may move enough to be noted (noise), never more
+    assert doc["verdict"]["class"] in ("ok", "noise"), doc["verdict"]["headline"]
+    kinds = {e["kind"] for e in doc["verdict"]["evidence"]}
+    assert not kinds & {"fingerprint", "route", "fallback", "answers", "pass_rate"}, doc["verdict"]["evidence"]
+    assert back.returncode == 0, back.stdout + back.stderr
 
 
 def test_the_stored_model_is_the_deployment_streamed_or_not(project, gw):

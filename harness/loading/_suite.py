@@ -56,6 +56,12 @@ def suite_file_errors(path: str | Path, *, env: Mapping[str, str] = os.environ) 
     suite._file = shown
     suite._root = find_root(path)
     suite._source = finder
+    if suite.objectives:
+        from ._objectives import objective_errors
+
+        errors = objective_errors(suite, finder)
+        if errors:
+            return None, errors
     return suite, []
 
 

@@ -96,6 +96,12 @@ class Notifier(ABC):
     def payload(self, pub: Publication) -> dict[str, Any]:
         """The JSON payload for this run. The deliverer redacts it before it is sent or kept."""
 
+    def alerts(self, pub: Publication) -> list[dict[str, Any]]:
+        """Payloads sent beside the run's own, whatever its `when:` decided (Slack's page on a
+        burning error budget, `when: [budget]`); each is redacted, sent and kept like it. None
+        by default."""
+        return []
+
     @abstractmethod
     async def send(self, payload: dict[str, Any], redactor: Redactor, *, retries: int, backoff_s: float,
                    timeout_s: float) -> list[DeliveryError]:

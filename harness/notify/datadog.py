@@ -14,6 +14,9 @@ seconds and tagged `suite`, `model`, `target`, `env`, `verdict` plus the suite's
 | harness.run.regression, harness.run.drift | gauge | 1 when the verdict says so, else 0 |
 | harness.topic.pass_rate, .error_rate | gauge | per topic, tagged `topic:` |
 | harness.topic.cases, .failed | count | per topic |
+| harness.objective.sli, .window_sli, .budget_left, .budget_consumed | gauge | per objective, tagged `objective:`, `indicator:` |
+| harness.objective.burn_rate | gauge | per objective and alert window, tagged `window:` |
+| harness.objective.events, .good_events | count | this run's events of each objective |
 
 Per-topic series use their own names rather than a `topic` tag on the run metrics, so
 `avg:harness.run.pass_rate{suite:x}` never averages a run with its own topics.
@@ -32,6 +35,11 @@ LLM Observability (`llm_observability: true`): the run is sent as an experiment 
 the v2 Agent Observability endpoints (project → dataset → experiment → spans and metrics).
 The client marks those operations unstable, so they are enabled one by one with
 `configuration.unstable_operations[...] = True`; they need an application key.
+
+SLOs (`slos: true`, with an application key): each objective with a budget is created, or
+updated when an earlier run made it (found by its `harness_objective:` tag), as a
+metric-based SLO over the `events` and `good_events` counts above (v1 service level
+objectives API), so Datadog's own SLO page shows the suite's objectives.
 """
 
 from __future__ import annotations
@@ -71,6 +79,7 @@ class DatadogSpec(NotifierConfig):
     env: str | None = None
     events: bool = True
     llm_observability: bool = False
+    slos: bool = Field(default=False, description="create or update each objective as a Datadog SLO (needs app_key)")
 
 
 def tag(key: str, value: Any) -> str:
@@ -128,6 +137,9 @@ def build_series(run: RunInfo, summary: RunSummary, spec: DatadogSpec) -> list[d
         add("harness.topic.error_rate", GAUGE, t.error_rate, extra)
         add("harness.topic.cases", COUNT, t.cases, extra)
         add("harness.topic.failed", COUNT, t.failed, extra)
+    from ..objectives.metrics import objective_series
+
+    series += objective_series(run.extra if isinstance(run.extra, dict) else None, ts, tags, tag)
     return series
 
 
@@ -197,7 +209,19 @@ def build_payload(run: RunInfo, results: list[CaseResult], summary: RunSummary, 
         payload["event"] = event
     if spec.llm_observability and spec.app_key is not None:
         payload["experiment"] = build_experiment(run, results, summary)
+    if spec.slos and spec.app_key is not None:
+        slos = slo_definitions(run, spec)
+        if slos:
+            payload["slos"] = slos
     return payload
+
+
+def slo_definitions(run: RunInfo, spec: DatadogSpec) -> list[dict[str, Any]]:
+    """The run's objectives as Datadog metric SLOs (`slos: true`), over the gauges above."""
+    from ..objectives.metrics import slo_definitions as definitions
+
+    scope = [tag("env", spec.env)] if spec.env else []
+    return definitions(run.extra if isinstance(run.extra, dict) else None, run.suite, tag, scope)
 
 
 # ---------------------------------------------------------------- sending
@@ -282,6 +306,8 @@ def _send_part(spec: DatadogSpec, part: str, body: Any, retries: int, backoff_s:
             from datadog_api_client.v1.api.events_api import EventsApi
 
             EventsApi(api).create_event(body=_event_model(body))
+        elif part == "slos":
+            _sync_slos(api, body)
         elif part == "experiment":
             from ._llmobs import send_experiment
 
@@ -297,8 +323,34 @@ class _Refused(Exception):
     pass
 
 
-PARTS = ("series", "event", "experiment")
-DESTINATION = {"series": "datadog metrics", "event": "datadog event", "experiment": "datadog llm observability"}
+def _sync_slos(api: Any, slos: list[dict[str, Any]]) -> None:
+    """Create each objective's metric SLO, or update the one an earlier run created (found by
+    its `harness_objective:` tag), so Datadog's SLO page shows the suite's objectives."""
+    from datadog_api_client.v1.api.service_level_objectives_api import ServiceLevelObjectivesApi
+    from datadog_api_client.v1.model.service_level_objective import ServiceLevelObjective
+    from datadog_api_client.v1.model.service_level_objective_query import ServiceLevelObjectiveQuery
+    from datadog_api_client.v1.model.service_level_objective_request import ServiceLevelObjectiveRequest
+    from datadog_api_client.v1.model.slo_threshold import SLOThreshold
+    from datadog_api_client.v1.model.slo_timeframe import SLOTimeframe
+    from datadog_api_client.v1.model.slo_type import SLOType
+
+    slo_api = ServiceLevelObjectivesApi(api)
+    for s in slos:
+        fields = dict(
+            name=s["name"], description=s["description"], type=SLOType.METRIC, tags=s["tags"],
+            query=ServiceLevelObjectiveQuery(numerator=s["numerator"], denominator=s["denominator"]),
+            thresholds=[SLOThreshold(timeframe=SLOTimeframe(s["timeframe"]), target=s["target"])],
+        )
+        found = slo_api.list_slos(tags_query=s["tags"][-1]).get("data") or []
+        if found:
+            slo_api.update_slo(found[0]["id"], body=ServiceLevelObjective(**fields))
+        else:
+            slo_api.create_slo(body=ServiceLevelObjectiveRequest(**fields))
+
+
+PARTS = ("series", "event", "slos", "experiment")
+DESTINATION = {"series": "datadog metrics", "event": "datadog event", "slos": "datadog slos",
+               "experiment": "datadog llm observability"}
 
 
 async def send(payload: dict[str, Any], spec: DatadogSpec, redactor: Redactor, *, retries: int = 3,
@@ -355,8 +407,11 @@ class DatadogNotifier(Notifier):
     def payload(self, pub: Publication) -> dict[str, Any]:
         if self.config.llm_observability and self.config.app_key is None:
             pub.notes.append("datadog llm observability: skipped, it needs notify.datadog.app_key")
+        if self.config.slos and self.config.app_key is None and slo_definitions(pub.run, self.config):
+            pub.notes.append("datadog slos: skipped, they need notify.datadog.app_key")
         return build_payload(pub.run, pub.results, pub.summary, self.config, pub.link)
 
     async def send(self, payload: dict[str, Any], redactor: Redactor, *, retries: int, backoff_s: float,
                    timeout_s: float) -> list[DeliveryError]:
         return await send(payload, self.config, redactor, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
+

@@ -105,15 +105,20 @@ async def deliver_async(run: RunInfo, results: list[CaseResult], spec: NotifySpe
     comparable = derive_verdict(run, summary.counts).cls
     for notifier in notifiers:
         decision = decide(notifier.config.when, summary.verdict_class, failing, pub.history or History(), comparable)
-        if not decision.send:
+        if decision.send:
+            payload = redactor.payload(notifier.payload(pub))
+            failures = await notifier.send(payload, redactor, retries=retries, backoff_s=backoff_s,
+                                           timeout_s=timeout_s)
+            for exc in failures:
+                warnings.append(_keep(store, run.run_id, exc, redactor))
+            if not failures:
+                log.info("%s: sent (%s)", notifier.name, decision.reason)
+        else:
             log.info("%s: not sent: %s", notifier.name, decision.reason)
-            continue
-        payload = redactor.payload(notifier.payload(pub))
-        failures = await notifier.send(payload, redactor, retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
-        for exc in failures:
-            warnings.append(_keep(store, run.run_id, exc, redactor))
-        if not failures:
-            log.info("%s: sent (%s)", notifier.name, decision.reason)
+        for alert in notifier.alerts(pub):  # e.g. Slack's `when: [budget]`, whatever the run's own decision
+            for exc in await notifier.send(redactor.payload(alert), redactor, retries=retries, backoff_s=backoff_s,
+                                           timeout_s=timeout_s):
+                warnings.append(_keep(store, run.run_id, exc, redactor))
     warnings += pub.notes
     return [redactor.scrub(w) for w in warnings]
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -43,7 +43,7 @@ from pydantic import Field, SecretStr
 
 from ..records import RunInfo
 from ..report.summary import FailingCase, RunSummary, group_by_topic, rate_text
-from .base import Notifier, NotifierConfig, Publication, register, report_link
+from .base import ALERTS, Notifier, NotifierConfig, NotifyWhen, Publication, register, report_link
 from .dedup import History
 from .errors import DeliveryError
 from .redact import Redactor
@@ -62,9 +62,15 @@ _QUIET = logging.getLogger("harness.notify.slack_sdk")
 _QUIET.setLevel(logging.WARNING)
 
 
+# `budget`: page on an error budget burning fast or crossing a policy threshold, once, and a
+# recovery message (harness.objectives.alerts); Slack's own, beside the run's summary
+SlackWhen = Literal[NotifyWhen, "budget"]
+
+
 class SlackSpec(NotifierConfig):
     """`notify.slack`: an incoming webhook, or a bot token and a channel (details in a thread)."""
 
+    when: list[SlackWhen] = Field(default_factory=lambda: list(ALERTS))
     webhook_url: SecretStr | None = None
     token: SecretStr | None = None
     channel: str | None = None
@@ -511,6 +517,20 @@ class SlackNotifier(Notifier):
             "thread_ts": None,
             "channel": None,
         }
+
+    def alerts(self, pub: Publication) -> list[dict[str, Any]]:
+        """With `when: [budget]`: one message when an objective starts a fast burn or crosses a
+        policy threshold since the previous run, and one when it is back to ok."""
+        if "budget" not in self.config.when:
+            return []
+        from ..objectives.alerts import budget_message
+
+        message = budget_message(pub.run, pub.history.previous if pub.history else None, self.config.mention)
+        if message is None:
+            return []
+        threaded = bool(self.config.token and self.config.channel)
+        return [{"mode": "bot" if threaded else "webhook", "messages": [message], "thread": [], "thread_ts": None,
+                 "channel": None}]
 
     async def send(self, payload: dict[str, Any], redactor: Redactor, *, retries: int, backoff_s: float,
                    timeout_s: float) -> list[DeliveryError]:

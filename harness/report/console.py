@@ -19,7 +19,7 @@ from rich.text import Text
 from ..records import CaseResult, RunInfo
 from ..verdict import Verdict
 from ._common import one_line
-from .summary import RunSummary, Tally, rate_text, repeated_case_ids, status_line, summarize
+from .summary import ObjectivesView, RunSummary, Tally, rate_text, repeated_case_ids, status_line, summarize
 
 LEVEL_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold yellow", "incomplete": "bold yellow", "empty": "bold"}
 MAX_FAILING = 10
@@ -86,6 +86,8 @@ def print_summary(console: Console, run: RunInfo, results: Sequence[CaseResult],
 
     if summary.verdict_stored:
         _print_verdict(console, summary.verdict)
+    if summary.objectives is not None:
+        _print_objectives(console, summary.objectives)
 
     failing = [r for r in results if r.status == "failed"]
     if failing:
@@ -146,6 +148,15 @@ def _print_verdict(console: Console, verdict: Verdict) -> None:
         console.print(Text("  • " + one_line(item.detail or item.kind, 200)))
     if len(evidence) > 5:
         console.print(Text(f"  … {len(evidence) - 5} more", style="dim"))
+
+
+def _print_objectives(console: Console, view: ObjectivesView) -> None:
+    """A line per missed objective, beside the verdict (never a verdict class)."""
+    console.print(Text(f"Objectives missed ({len(view.missed)})", style="bold magenta"))
+    for text in view.missed:
+        console.print(Text("  ◆ " + one_line(text, 300)))
+    if view.gate:
+        console.print(Text("  gate: " + one_line(view.gate, 300), style="bold red"))
 
 
 class ProgressReporter:

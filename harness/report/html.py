@@ -106,6 +106,7 @@ def render_run_html(run: RunInfo, results: Sequence[CaseResult], *, include_pass
         run=_header_view(run, summary),
         summary=summary,
         verdict=_verdict_view(stored_verdict(run)),
+        objectives=summary.objectives,
         cases=cases,
         topics=[t.topic for t in summary.topics],
         tags=tags,

@@ -25,13 +25,16 @@ def build_json(run: RunInfo, results: Sequence[CaseResult], summary: RunSummary 
     """The report as a plain dict (what `write_json` writes)."""
     summary = summary or summarize(results, run)
     status = summary.status or status_line(run, summary)
-    return {
+    doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run": redact(run.to_dict()),
         "summary": {"status": status.level, "status_line": status.text, **summary.to_dict()},
         "verdict": redact(raw_verdict(run)),
-        "results": [r.to_dict() | _trace_of(run, r) for r in results],
     }
+    if summary.objectives is not None:  # beside the verdict: the missed objectives' lines
+        doc["objectives"] = summary.objectives.to_dict()
+    doc["results"] = [r.to_dict() | _trace_of(run, r) for r in results]
+    return doc
 
 
 def _trace_of(run: RunInfo, r: CaseResult) -> dict[str, Any]:

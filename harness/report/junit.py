@@ -92,6 +92,8 @@ def build_junit(run: RunInfo, results: Sequence[CaseResult], summary: RunSummary
         "harness.infra_error_rate": rate_text(t.error_rate),
         "harness.verdict": summary.verdict_class if summary.verdict_stored else None,
     }
+    for i, text in enumerate(summary.objectives.missed if summary.objectives else [], 1):
+        props[f"objective.missed.{i}"] = text  # beside the verdict; never a failure of its own
     for tally in summary.topics:
         suite = ET.SubElement(root, "testsuite")
         _set(suite, "name", tally.topic)

@@ -187,6 +187,19 @@ class StatusLine:
 
 
 @dataclass(slots=True)
+class ObjectivesView:
+    """What every surface shows beside the verdict when the suite has objectives: one line
+    per missed objective, and the budget gate's reason when it failed the run. Never a
+    verdict class (see `harness.objectives`)."""
+
+    missed: list[str]
+    gate: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"missed": self.missed, "gate": self.gate}
+
+
+@dataclass(slots=True)
 class RunSummary:
     """Every figure of one run (see the module docstring for their definitions)."""
 
@@ -199,6 +212,7 @@ class RunSummary:
     verdict: Verdict = field(default_factory=lambda: Verdict(VerdictClass.OK))  # stored, or derived from counts
     verdict_stored: bool = False  # False: the analysis left none, `verdict` was derived from counts
     status: StatusLine | None = None  # with a run: what `status_line` says
+    objectives: ObjectivesView | None = None  # with a run whose objectives missed: their lines
 
     # -- the run-level figures, named as every surface names them
 
@@ -449,7 +463,20 @@ def summarize(results: Iterable[CaseResult], run: RunInfo | None = None, *, slow
                          failing=failing, erroring=erroring, verdict=verdict, verdict_stored=stored)
     if run is not None:
         summary.status = status_line(run, summary)
+        summary.objectives = objectives_view(run)
     return summary
+
+
+def objectives_view(run: RunInfo | None) -> ObjectivesView | None:
+    """The run's missed objectives and budget gate, as the objectives word them; None when
+    nothing was missed (or the suite has no objectives)."""
+    extra = run.extra if run is not None and isinstance(run.extra, dict) else None
+    if not extra or "objectives" not in extra:
+        return None
+    from ..objectives import report_view
+
+    view = report_view(extra)
+    return ObjectivesView(missed=view["missed"], gate=view["gate"]) if view is not None else None
 
 
 def status_line(run: RunInfo, summary: RunSummary) -> StatusLine:

@@ -36,7 +36,7 @@ from ._pages import (
     pct,
     rounded,
 )
-from .summary import STATUSES, RunSummary, repeated_case_ids, status_line, stored_verdict, summarize
+from .summary import STATUSES, RunSummary, objectives_view, repeated_case_ids, status_line, stored_verdict, summarize
 from .trend import DIMENSIONS, METRICS, CaseChange, FlakyCase, TrendData, load_trend
 
 METRIC_INFO = {
@@ -244,7 +244,17 @@ def _chart_data(data: TrendData) -> dict[str, Any]:
         "focus": data.focus.run_id if data.focus else None,
         "focusX": _focus_x(data),
         "baseline": data.baseline.run_id if data.baseline else None,
+        "budgets": _budgets(data),
     }
+
+
+def _budgets(data: TrendData) -> dict[str, Any] | None:
+    """Each objective's budget left per run (one suite's page only: objectives are a suite's)."""
+    if data.trends.period != "run":
+        return None
+    from ..objectives.chart import budget_series
+
+    return budget_series(data.runs, data.trends.points)
 
 
 def _focus_x(data: TrendData) -> float | None:
@@ -289,6 +299,7 @@ def render_trend_html(data: TrendData, *, include_passed_transcripts: bool = Tru
     return environment().get_template("trend.html.j2").render(
         title=_title(data), suite=data.suite, span=span, run_count=len(runs), since=fmt_time(data.since) if data.since else None,
         badge=badge, badge_slug=verdict["slug"] if verdict else "", level=level, focus=focus, verdict=verdict,
+        objectives=objectives_view(data.focus),  # beside its verdict
         changes=[_change_view(c, i) for i, c in enumerate(data.changes, 1)], changes_total=data.changes_total,
         changes_source=data.changes_source, baseline=data.baseline.run_id if data.baseline else None,
         flaky=flaky, flaky_agreement=any(f["agreement"] for f in flaky), history=_history_view(data), verdict_classes=classes,

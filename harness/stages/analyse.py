@@ -1,4 +1,5 @@
-"""Analyse: the run's exit code from its counts, its verdict against the reference, a baseline accepted.
+"""Analyse: the run's exit code from its counts, its verdict against the reference, its
+objectives and error budgets, a baseline accepted.
 
 Results are already durable when this stage runs; a store error here costs the verdict,
 never the results.
@@ -44,6 +45,18 @@ def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code:
             warnings.append(f"could not attribute the mixed verdict: {e.line()}")
         run.extra["verdict"] = verdict.to_dict()
     return verdict.cls.exit_code(code)
+
+
+def _objectives(store, suite, run: RunInfo, results: list[CaseResult], code: ExitCode,
+                warnings: list[str]) -> ExitCode:
+    """The suite's objectives after this run (into run.extra["objectives"] and its row): beside
+    the verdict, never a class. They change the exit code only through the budget gate, when
+    the suite's `budget_policy` asks for it. A store error costs the objectives, not the run."""
+    if not suite.objectives:
+        return code
+    from ..objectives import evaluate_run, exit_code_with_budget
+
+    return exit_code_with_budget(code, evaluate_run(store, suite, run, results, warnings), suite.budget_policy)
 
 
 def _accept_if_green(store, run: RunInfo, counts: dict[str, int], warnings: list[str]) -> None:

@@ -368,6 +368,7 @@ class Store:
     def __init__(self, engine: Engine, *, root: str = ".") -> None:
         from .features import Baselines, PendingDeliveries, ScheduleState
         from .locks import Locks
+        from .objectives import ObjectiveRecords
         from .trends import TrendReads
 
         self._engine = engine
@@ -382,6 +383,7 @@ class Store:
         self.notifications = PendingDeliveries(self)
         self.baselines = Baselines(self)
         self.trends = TrendReads(self)
+        self.objectives = ObjectiveRecords(self)
 
     @classmethod
     def open(cls, url: str | None, *, root: str = ".") -> Store:

@@ -48,7 +48,7 @@
 
   function fmt(unit, v, axis) {
     if (v === null || v === undefined || isNaN(v)) { return "—"; }
-    if (unit === "pct") { return (v * 100).toFixed(axis ? 0 : 1) + "%"; }
+    if (unit === "pct" || unit === "budget") { return (v * 100).toFixed(axis ? 0 : 1) + "%"; }
     if (unit === "ms") { return v >= 10000 ? (v / 1000).toFixed(1) + " s" : Math.round(v).toLocaleString("en-US") + " ms"; }
     if (unit === "usd") { return "$" + (v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(2) : v.toFixed(axis ? 2 : 4)); }
     if (unit === "score") { return v.toFixed(2); }
@@ -221,6 +221,17 @@
       t.setAttribute("aria-selected", t.getAttribute("data-dim") === state.dim ? "true" : "false");
     });
   }
+
+  // One burn-down chart per objective: its error budget left after each run (below 0: overspent).
+  function drawBudgets() {
+    var box = byId("budget-charts"), b = data.budgets;
+    if (!box || !b || !points.length) { return; }
+    (b.keys || []).forEach(function (k) {
+      var label = "Budget left · " + k + ((b.labels || {})[k] ? " · " + b.labels[k] : "");
+      box.appendChild(drawChart({ id: "budget_left", label: label, unit: "budget" }, b, [k]));
+    });
+  }
+  drawBudgets();
 
   // ---- filters over the lists (changed cases, flaky cases, transcripts)
   var items = Array.prototype.map.call(document.querySelectorAll(".f-item"), function (node) {
