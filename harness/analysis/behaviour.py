@@ -10,8 +10,9 @@ healthy runs of the trailing window, each with its repeats):
   than the reference's answers were from each other (a paraphrase-tolerant word distance);
 - **structure** (the answer's shape: a JSON object's keys, a bracketed or quoted form) and
   **refusals** ("I'm sorry, I can't …", "this is subjective"): new values the reference never had;
-- **length**, **tokens** and **latency**: paired signed-rank tests of today's median against the
-  reference's, per case, with a minimum effect.
+- **length** and **tokens**: paired signed-rank tests of today's median against the reference's,
+  per case, with a minimum effect. Latency is evidence beside the verdict, never a class of its
+  own: how fast the service answers is an objective (harness.objectives), not behaviour.
 
 Variation is measured, never assumed: how often a case's answer (its shape, its refusal)
 moves anyway is counted on the reference itself — each healthy run against the ones before it,
@@ -45,7 +46,6 @@ __all__ = ["CaseBehaviour", "MULTIPLE_TESTING", "Signal", "SideSignals", "case_b
 MULTIPLE_TESTING = "Holm"
 MIN_FLIP_SHARE = 0.025  # net flips under this share of the cases never make a direction
 MIN_LENGTH_RATIO = 1.25  # a median length (tokens) change smaller than this is not worth a verdict
-LATENCY_VERDICT_FLOOR_MS = 100.0  # a median latency shift below this never makes a verdict
 PRIOR_TRIALS = 2.0  # how many trials' worth a case's rate of moving leans on the suite's overall rate
 MAX_DISTINCT = 8  # reference answers a case's spread is measured on (the most recent distinct ones)
 
@@ -473,20 +473,6 @@ def _ratio_signal(name: str, label: str, values: list[tuple[str, float]], up: st
     return Signal(name, direction, detail, p, abs(mid) >= math.log(MIN_LENGTH_RATIO), ids, {"factor": factor})
 
 
-def _latency_signal(cases: list[CaseBehaviour], shift: float) -> Signal | None:
-    pairs = [(c.case_id, c.latency) for c in cases if c.latency is not None and c.latency[0] > 0 and c.latency[1] > 0]
-    values = [(cid, math.log(now / before)) for cid, (now, before) in pairs]
-    p = _signed_rank([v for _, v in values])
-    if p is None:
-        return None
-    now_ms = median(lat[0] for _, lat in pairs)
-    ref_ms = median(lat[1] for _, lat in pairs)
-    factor = now_ms / ref_ms if ref_ms else 1.0
-    big = abs(factor - 1.0) > shift and abs(now_ms - ref_ms) >= LATENCY_VERDICT_FLOOR_MS
-    detail = f"median turn latency {now_ms:,.0f} ms vs {ref_ms:,.0f} ms (×{factor:.2f}; signed-rank p={p:.3g})"
-    return Signal("latency", "slower" if factor > 1 else "faster", detail, p, big, [], {"factor": factor})
-
-
 def side_signals(cases: list[CaseBehaviour], alpha: float, latency_shift: float) -> SideSignals:
     """Every signal over `cases`, corrected together (Holm)."""
     signals: list[Signal] = list(_outcome_signals(cases))
@@ -500,7 +486,6 @@ def side_signals(cases: list[CaseBehaviour], alpha: float, latency_shift: float)
                       "longer", "shorter"),
         _ratio_signal("tokens", "tokens per call", [(c.case_id, c.tokens) for c in cases if c.tokens is not None],
                       "more tokens", "fewer tokens"),
-        _latency_signal(cases, latency_shift),
     ):
         if s is not None:
             signals.append(s)

@@ -433,7 +433,7 @@ def _what(side: SideSignals) -> str:
         if sig.name in ("answers", "shape"):
             parts.append(f"{'answers' if sig.name == 'answers' else 'answer structure'} changed in "
                          f"{sig.figures['moved']} of {sig.figures['compared']} cases")
-        elif sig.name in ("length", "tokens", "latency"):
+        elif sig.name in ("length", "tokens"):
             parts.append(f"{sig.direction} (×{sig.figures['factor']:.2f})" if sig.name != "tokens"
                          else f"tokens per call ×{sig.figures['factor']:.2f}")
         else:
