@@ -126,7 +126,8 @@ def run(
         "else the GitHub Actions run)."
     ),
     accept_baseline: bool = typer.Option(
-        False, "--accept-baseline", help="Make this run the suite's baseline if every case passed."
+        False, "--accept-baseline",
+        help="Make this run the suite's baseline (its behaviour, failing cases included; not an infra run)."
     ),
     lock_stale: Optional[str] = typer.Option(
         None, "--lock-stale", metavar="DURATION",
@@ -171,6 +172,10 @@ def run(
         print(f"{outcome.run.status}: {c.get('passed', 0)} passed, {c.get('failed', 0)} failed, "
               f"{c.get('error', 0)} error, {c.get('not_run', 0)} not run"
               + (f"; verdict: {verdict.name}" if verdict else ""), flush=True)
+    if outcome.run.extra.get("baseline_accepted"):
+        c = outcome.run.counts
+        print(f"baseline: accepted run {outcome.run.run_id} as the baseline of suite {outcome.run.suite} "
+              f"({c.get('failed', 0)} of {c.get('passed', 0) + c.get('failed', 0)} cases fail)", flush=True)
     from .report._common import terminal_text
     from .secrets import mask
 

@@ -121,6 +121,8 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
     try:
         gc.freeze()  # with everything the run set up (modules, store, plan): see _GC_NOTE
         stats = execute(plan, collect, run, lock)
+        if suite.repeat_max and not options.repeat and not stats.aborted:
+            _adaptive(plan, store, run, results, collect, lock)
     except KeyboardInterrupt:
         status, message = "incomplete", "stopped by a signal before every case ran"
         interrupted = True
@@ -187,3 +189,23 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
     if notify:
         _notify(suite, run, results, store, outcome)
     return outcome
+
+
+def _adaptive(plan: Plan, store, run, results: list[CaseResult], collect, lock) -> None:
+    """`repeat: {min, max}`: more calls, round by round, only for cases whose answer or outcome
+    moved and is not settled yet (harness.analysis.adaptive); the calls spent go in run.extra."""
+    from .analysis.adaptive import Rounds
+    from .stages.execute import execute
+
+    suite = plan.suite
+    rounds = Rounds(store, suite, run, plan.items, suite.repeat_max)
+    spent = len(plan.items)
+    for _ in range(suite.repeat_max - suite.repeat):
+        more = rounds.next_round(results)
+        if not more:
+            break
+        spent += len(more)
+        if execute(replace(plan.only(more), judge=None), collect, run, lock).aborted:
+            break
+    run.extra["calls"] = {"spent": spent, "cases": len({it.compiled.case.id for it in plan.items}),
+                          "repeat": {"min": suite.repeat, "max": suite.repeat_max}}

@@ -178,6 +178,7 @@ class CaseResult:
     started: float = 0.0  # epoch seconds
     duration_ms: float = 0.0
     source: str | None = None  # "file:line" of the case
+    inputs: str | None = None  # fingerprint of our side of the call (harness.analysis.inputs)
 
     @property
     def failing_reasons(self) -> list[str]:

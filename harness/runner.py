@@ -253,7 +253,7 @@ def _result(item: WorkItem, started: float, **outcome: Any) -> CaseResult:
     """A planned item's result: the case's identity (worked out once by compile_case) and its outcome."""
     cc = item.compiled
     return CaseResult(case_id=cc.case.id, topic=cc.topic, tags=list(cc.tags), repeat_index=item.repeat_index,
-                      started=started, source=cc.source, **outcome)
+                      started=started, source=cc.source, inputs=cc.inputs, **outcome)
 
 
 def _error_line(e: Exception, timeout: float) -> tuple[str, str]:

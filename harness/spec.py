@@ -551,6 +551,9 @@ class AnalysisSpec(Strict):
     min_pass_rate_drop: float = Field(default=0.1, ge=0, le=1)
     infra_error_rate: float = Field(default=0.2, ge=0, le=1, description="error share that makes a run infra")
     latency_shift: float = Field(default=0.5, ge=0, description="relative p95 change worth reporting")
+    attribute: int = Field(default=0, ge=0, le=10_000,
+                           description="a mixed run resends the reference's inputs for up to N moved cases "
+                                       "(harness attribute; openai targets); 0: off")
     fallback_share: float = Field(default=0.1, ge=0, le=1,
                                   description="share of replies a fallback route served that makes a run infra "
                                               "(the primary was down, the service stayed up)")
@@ -597,7 +600,9 @@ class Suite(Strict):
     golden: list[str] = Field(min_length=1)
     select: Selection = Field(default_factory=Selection)
     target: TargetSpec
-    repeat: int = Field(default=1, ge=1, le=1000)
+    repeat: int = Field(default=1, ge=1, le=1000,
+                        description="calls per case; or {min, max}: min calls, more only where a case moved")
+    repeat_max: SkipJsonSchema[int | None] = Field(default=None, ge=1, le=1000)  # from repeat: {min, max}
     reducer: ReducerSpec = Field(default_factory=lambda: ReducerSpec(name="all"),
                                  description="how a case's repeats reduce to one verdict (a case may override)")
     store: StoreSpec = Field(default_factory=StoreSpec)
@@ -621,6 +626,22 @@ class Suite(Strict):
     @classmethod
     def _one_glob(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _adaptive_repeat(cls, data: Any) -> Any:
+        """`repeat: {min: 1, max: 5}`: `repeat` is the minimum, `repeat_max` the most a case gets."""
+        if isinstance(data, dict) and isinstance(data.get("repeat"), dict):
+            r = dict(data["repeat"])
+            unknown = set(r) - {"min", "max"}
+            if unknown or "max" not in r:
+                raise ValueError("repeat: a number, or {min: N, max: M} (adaptive: min calls per case, up to max "
+                                 "where a case moved)")
+            lo, hi = r.get("min", 1), r["max"]
+            if isinstance(lo, int) and isinstance(hi, int) and hi < lo:
+                raise ValueError(f"repeat: max ({hi}) is below min ({lo})")
+            data = {**data, "repeat": lo, "repeat_max": hi}
+        return data
 
     @property
     def file(self) -> str:

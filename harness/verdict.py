@@ -72,11 +72,14 @@ class VerdictClass(str, Enum):
     JUDGE_DRIFT = ("judge_drift", ExitCode.FAILED, False, True, "bold magenta", "drift", ":scales:", "warning",
                    "judge drift", "the judge disagrees with its labelled canaries; its scores are not trusted")
     DRIFT = ("drift", ExitCode.FAILED, False, True, "bold yellow", "drift", ":warning:", "warning",
-             "drift", "the model changed: a new fingerprint, or answers moved significantly with the same code")
+             "drift", "the model moved: behaviour changed beyond the reference's variation with our inputs "
+                      "unchanged (worse, better, or answers changed with the pass rate held), or a new fingerprint")
+    MIXED = ("mixed", ExitCode.FAILED, False, True, "bold yellow", "drift", ":twisted_rightwards_arrows:", "warning",
+             "mixed", "our inputs and the model's behaviour both changed: the cases on each side are named")
     REGRESSION = ("regression", ExitCode.FAILED, False, True, "bold red", "fail", ":red_circle:", "error",
-                  "regression", "a significant drop with the same model after a code change")
-    FAILED = ("failed", None, False, False, "bold red", "fail", ":x:", "error",
-              "failed", "cases failed (a verdict derived from the counts alone, without analysis)")
+                  "regression", "a significant drop where our inputs changed and the model did not")
+    FAILING = ("failing", None, True, True, "bold red", "fail", ":x:", "error",
+               "failing", "cases fail and nothing moved against the reference (a first run with failures too)")
     NOISE = ("noise", None, True, False, "bold green", "pass", ":large_blue_circle:", "info",
              "noise", "differences within the variance the history shows")
     OK = ("ok", None, True, False, "bold green", "pass", ":white_check_mark:", None,
@@ -109,7 +112,7 @@ class VerdictClass(str, Enum):
             return None
 
 
-_ALIASES = {"pass": "ok", "passed": "ok", "judge-drift": "judge_drift"}
+_ALIASES = {"pass": "ok", "passed": "ok", "judge-drift": "judge_drift", "failed": "failing"}
 
 
 @dataclass
@@ -290,7 +293,7 @@ class Verdict:
 
     @classmethod
     def from_counts(cls, status: str, message: str | None, counts: Mapping[str, int]) -> Verdict:
-        """A plain verdict from counts alone: ok, failed, or infra (aborted, or errors dominate)."""
+        """A plain verdict from counts alone: ok, failing, or infra (aborted, or errors dominate)."""
         passed, failed = counts.get("passed", 0), counts.get("failed", 0)
         executed = passed + failed + counts.get("error", 0)
         errors = counts.get("error", 0) + counts.get("not_run", 0)
@@ -306,7 +309,7 @@ class Verdict:
         elif executed and passed == executed and not counts.get("not_run"):
             vc = VerdictClass.OK
         else:
-            vc = VerdictClass.FAILED
+            vc = VerdictClass.FAILING
         return cls(vc, headline, changed_cases=[])
 
     @classmethod

@@ -66,6 +66,7 @@ class CompiledCase:
     topic: str
     tags: tuple[str, ...]
     source: str  # "file:line"
+    inputs: str | None = None  # our side of the call, hashed (`stamp_inputs`)
 
 
 def compile_case(case: CaseSpec, default_repeat: int = 1) -> CompiledCase:
@@ -103,3 +104,38 @@ def plan_items(compiled: Iterable[CompiledCase]) -> list[WorkItem]:
     for r in range(max_repeat):
         items.extend(WorkItem(c, r) for c in compiled if r < c.repeat)
     return items
+
+
+# --- input fingerprints ------------------------------------------------------------------
+#
+# Every result stores `input_fp`: a hash of what reached the model from our side — the
+# target's own inputs (`Target.inputs()`: prompt text, model name and parameters, the
+# request template, the embedded agent's version) and the case's definition (its turns and
+# checks). The git sha stays as information; attribution reads this instead, so it works
+# outside a git checkout and on a day main got an unrelated commit. Per case: the same
+# inputs and different behaviour is the model's doing; different inputs with the same model
+# identity is ours; both at once is said as such (`mixed`).
+
+
+def _dump_inputs(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def case_fingerprint(digest: bytes, case: CaseSpec) -> str:
+    """16 hex digits: the target's inputs (`digest`) and the case's own definition."""
+    import hashlib
+
+    h = hashlib.sha256(digest)
+    h.update(case.model_dump_json().encode())
+    return h.hexdigest()[:16]
+
+
+def stamp_inputs(target: Any, compiled: Iterable[CompiledCase]) -> None:
+    """Give every compiled case its input fingerprint, once per run (a few µs a case)."""
+    import hashlib
+
+    digest = hashlib.sha256(_dump_inputs(target.inputs())).digest()
+    for cc in compiled:
+        cc.inputs = case_fingerprint(digest, cc.case)

@@ -50,7 +50,7 @@ def test_baseline_accept_then_show(store):
     assert res.exit_code == 0 and "no accepted baselines" in res.output
     res = invoke("baseline", "accept", first, "--store", url, "--note", "day one")
     assert res.exit_code == 0, res.output
-    assert f"accepted run {first} as the baseline of suite cmd (1 cases)" in res.output
+    assert f"accepted run {first} as the baseline of suite cmd (1 cases, 0 of them failing)" in res.output
     res = invoke("baseline", "show", "--store", url, "--suite", "cmd")
     assert res.exit_code == 0 and first in res.output and "day one" in res.output
 

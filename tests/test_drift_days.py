@@ -114,9 +114,10 @@ def test_hallucination_after_a_code_change_is_a_regression_naming_topic_and_case
     assert flipped == failing
     named = " ".join(e["detail"] for e in v["evidence"])
     assert all(case in named for case in failing)
-    # the same bad answers with the same code as the baseline are the model's doing
-    same_code = day("hallucination:0.2", seed=4, sha="a1").run.extra["verdict"]
-    assert same_code["class"] == "drift", same_code["headline"]
+    # the agent's own fault is a change of our inputs: the git sha going back does not make it the model's
+    same_sha = day("hallucination:0.2", seed=4, sha="a1").run.extra["verdict"]
+    assert same_sha["class"] == "regression", same_sha["headline"]
+    assert "our inputs changed" in same_sha["headline"]
 
 
 def test_provider_outage_is_infra_not_regression(day):

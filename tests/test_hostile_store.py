@@ -179,21 +179,22 @@ def test_a_long_case_id_and_topic_can_be_accepted_into_a_baseline_in_postgres(pr
     assert "matches the accepted baseline" in again.stdout or "baseline" in again.stdout, again.stdout
 
 
-def test_a_v4_postgres_store_is_upgraded_to_v5(pg_url: str) -> None:  # noqa: F811
+def test_a_v4_postgres_store_is_upgraded_to_the_current_layout(pg_url: str) -> None:  # noqa: F811
     from sqlalchemy import create_engine, inspect, text
 
     from harness.store.schema import SCHEMA_VERSION
 
     with Store.open(pg_url) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 5
+        assert store.schema_version() == SCHEMA_VERSION
     engine = create_engine(pg_url)
     with engine.begin() as conn:  # the store as v4 left it
         conn.execute(text("ALTER TABLE baselines ALTER COLUMN suite TYPE VARCHAR(200)"))
         conn.execute(text("ALTER TABLE baseline_cases ALTER COLUMN case_id TYPE VARCHAR(200)"))
         conn.execute(text("ALTER TABLE baseline_cases ALTER COLUMN topic TYPE VARCHAR(100)"))
+        conn.execute(text("ALTER TABLE results DROP COLUMN input_fp"))  # added by v6
         conn.execute(text("UPDATE meta SET value = '4' WHERE key = 'schema_version'"))
     with Store.open(pg_url) as store:
-        assert store.schema_version() == 5
+        assert store.schema_version() == SCHEMA_VERSION
     types = {(t, c["name"]): str(c["type"]) for t in ("baselines", "baseline_cases")
              for c in inspect(engine).get_columns(t)}
     engine.dispose()

@@ -398,7 +398,7 @@ def fresh_layouts(tmp_path: Path) -> dict[str, dict]:
 
 
 def test_a_new_store_is_made_at_v3_with_the_feature_tables(store: Store) -> None:
-    assert SCHEMA_VERSION == 5 and store.schema_version() == 5
+    assert SCHEMA_VERSION == 6 and store.schema_version() == 6
     assert set(FEATURE_TABLES) <= set(inspect(store.engine).get_table_names())
     assert table_layout(store.engine, "baseline_cases")["foreign_keys"] == [
         (("baseline_id",), "baselines", ("id",), "CASCADE")
@@ -414,6 +414,7 @@ def test_v2_store_is_migrated_to_v3_and_gains_the_feature_tables(tmp_path: Path)
     with Store.open(f"sqlite:///{db}") as store:
         assert store.schema_version() == SCHEMA_VERSION
         assert {name: table_layout(store.engine, name) for name in FEATURE_TABLES} == fresh_layouts(tmp_path)
+        assert "input_fp" in {c["name"] for c in inspect(store.engine).get_columns("results")}  # v6
         assert store.get_run("old-run").counts == {"passed": 1}
         # the features work on the upgraded store without creating anything themselves
         from harness.analysis.baseline import accept_baseline, load_baseline

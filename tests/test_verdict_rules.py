@@ -15,15 +15,16 @@ from harness.analysis.rules import (
     RULES,
     Facts,
     classify,
+    rule_drift,
+    rule_failing,
     rule_fallback_route,
     rule_infra,
     rule_judge_down,
     rule_judge_drift,
-    rule_new_fingerprint,
+    rule_mixed,
     rule_noise,
     rule_ok,
     rule_regression,
-    rule_same_code_moved,
 )
 from harness.errors import ExitCode
 from harness.records import RunInfo
@@ -34,8 +35,9 @@ SPEC = AnalysisSpec()
 
 
 def obs(case_id: str, statuses: list[str], *, route: str = "primary", model: str = "m1", fp: str = "fp1",
-        answer: str = "same") -> CaseObs:
+        answer: str = "same", inputs: str | None = None) -> CaseObs:
     o = CaseObs(case_id, "reservation")
+    o.note_inputs(inputs)
     o.statuses = list(statuses)
     o.answers = [answer if s in ("passed", "failed") else None for s in statuses]
     o.scores = [1.0 if s == "passed" else 0.0 for s in statuses]
@@ -69,7 +71,7 @@ def red(n: int = 4, repeats: int = 5, **kw) -> dict[str, CaseObs]:
 def test_rules_are_tried_in_order_of_blame_and_the_last_always_finds():
     assert [r.__name__ for r in RULES] == [
         "rule_infra", "rule_judge_down", "rule_fallback_route", "rule_primary_down", "rule_judge_drift", "rule_repointed",
-        "rule_new_fingerprint", "rule_same_code_moved", "rule_regression", "rule_noise", "rule_ok"]
+        "rule_mixed", "rule_drift", "rule_regression", "rule_failing", "rule_noise", "rule_ok"]
     f = facts(green(), ref(green()))
     assert all(rule(f) is None for rule in RULES[:-1])
     assert RULES[-1](f) is not None
@@ -82,8 +84,8 @@ def test_evidence_is_gathered_once_whatever_the_class():
     kinds = [e.kind for e in first]
     # judge drift wins, but the drop that would have made it a regression is still evidence
     assert classify(f.run, f.cmp, f.ref, SPEC).cls is VerdictClass.JUDGE_DRIFT
-    assert kinds == ["judge_canaries", "pass_rate", "cases"]
-    assert len(EVIDENCE) == 14
+    assert kinds == ["judge_canaries", "pass_rate", "cases", "behaviour_outcome_worse", "attribution"]
+    assert len(EVIDENCE) == 15
 
 
 # ---------------------------------------------------------------- one rule at a time
@@ -141,35 +143,79 @@ def test_rule_judge_drift():
     assert rule_judge_drift(facts(green(), base, run(extra={"judge": "not a dict"}))) is None
 
 
-def test_rule_new_fingerprint():
-    base = ref(green())
-    found = rule_new_fingerprint(facts(green(fp="fp2"), base))
-    assert found == (VerdictClass.DRIFT, "drift: the model changed (new fingerprint); no answers moved yet")
-    found = rule_new_fingerprint(facts(red(fp="fp2", answer="other"), base, run("b2")))
-    assert found.cls is VerdictClass.DRIFT
-    assert found.headline.startswith("drift: the model changed (new fingerprint); answers changed in c0, c1, c2, c3")
-    assert "; quality dropped in topic reservation — cases c0, c1, c2, c3" in found.headline
-    assert rule_new_fingerprint(facts(red(), base)) is None
+def many(n: int, statuses: list[str], **kw) -> dict[str, CaseObs]:
+    return {f"c{i}": obs(f"c{i}", statuses, **kw) for i in range(n)}
 
 
-def test_rule_same_code_moved():
-    base = ref(green(), sha="a1")
-    found = rule_same_code_moved(facts(red(), base, run("a1")))
-    assert found.cls is VerdictClass.DRIFT
-    assert found.headline == "drift: same code (a1), but quality dropped in topic reservation — cases c0, c1, c2, c3"
-    assert rule_same_code_moved(facts(red(), base, run("b2"))) is None  # code changed: not this rule
-    assert rule_same_code_moved(facts(red(), base, run(None))) is None  # code unknown: not the same code
-    assert rule_same_code_moved(facts(green(), base, run("a1"))) is None  # nothing moved
+def test_rule_drift_new_fingerprint_with_behaviour_unchanged():
+    base = ref(green(inputs="in1"))
+    found = rule_drift(facts(green(fp="fp2", inputs="in1"), base))
+    assert found == (VerdictClass.DRIFT, "drift (model changed, behaviour unchanged): new fingerprint; no answers moved yet")
+    assert rule_drift(facts(green(inputs="in1"), base)) is None
 
 
-def test_rule_regression():
-    found = rule_regression(facts(red(), ref(green(), sha="a1"), run("b2")))
+def test_rule_drift_says_the_direction_whichever_way_the_pass_rate_went():
+    base = ref(many(40, ["passed"], inputs="in1"))
+    # worse: 20 of 40 cases now fail with the same inputs; a git sha that changed does not matter
+    now = many(40, ["passed"], inputs="in1")
+    now.update(many(20, ["failed"], answer="other", inputs="in1"))
+    found = rule_drift(facts(now, base, run("b2")))
+    assert found.cls is VerdictClass.DRIFT and found.headline.startswith("drift (worse): 20 case(s) now fail")
+    # better
+    before = many(40, ["passed"], inputs="in1")
+    before.update(many(20, ["failed"], inputs="in1"))
+    found = rule_drift(facts(many(40, ["passed"], answer="other", inputs="in1"), ref(before)))
+    assert found.headline.startswith("drift (better): 20 case(s) now pass")
+    # the pass rate held, the answers moved
+    found = rule_drift(facts(many(40, ["passed"], answer="quite another", inputs="in1"),
+                             ref(many(40, ["passed"], inputs="in1"))))
+    assert found.headline.startswith("drift (changed, pass rate unchanged): answers changed in 40 of 40 cases")
+    # our inputs changed: not the model's doing
+    assert rule_drift(facts(many(40, ["failed"], answer="x", inputs="in2"), base)) is None
+
+
+def test_rule_mixed_names_both_sides():
+    base = ref(many(40, ["passed"], inputs="in1"))
+    now = {k: obs(k, ["passed"], answer="model moved", inputs="in1") for k in list(base.cases)[:20]}
+    now.update({k: obs(k, ["failed"], answer="ours", inputs="in2") for k in list(base.cases)[20:]})
+    found = rule_mixed(facts(now, base))
+    assert found.cls is VerdictClass.MIXED
+    assert "the model moved with the same inputs (answers changed in 20 of 20 cases" in found.headline
+    assert ": c0, c1, c10" in found.headline
+    assert "our inputs changed (20 case(s) now fail" in found.headline and "c20" in found.headline
+    # both changed in the same cases: ask `harness attribute`
+    both = many(40, ["failed"], answer="x", inputs="in2", fp="fp2")
+    found = rule_mixed(facts(both, base))
+    assert found.cls is VerdictClass.MIXED and "harness attribute r2" in found.headline
+    assert rule_mixed(facts(many(40, ["passed"], answer="model moved", inputs="in1"), base)) is None
+
+
+def test_rule_regression_is_our_inputs_not_the_git_sha():
+    base = ref(many(40, ["passed"], inputs="in1"), sha="a1")
+    found = rule_regression(facts(many(40, ["failed"], answer="x", inputs="in2"), base, run("a1")))
     assert found.cls is VerdictClass.REGRESSION
-    assert found.headline == ("regression: significant drop in topic reservation — cases c0, c1, c2, c3 with the "
-                              "same model; code changed a1 → b2")
-    unknown = rule_regression(facts(red(), ref(green(), sha=None), run(None)))
-    assert unknown.headline.endswith("with the same model; code version unknown")
-    assert rule_regression(facts(green(), ref(green(), sha="a1"), run("b2"))) is None
+    assert found.headline.startswith("regression: significant drop in topic reservation")
+    assert "our inputs changed in 40 case(s) and the model did not" in found.headline
+    # same inputs: never ours, whatever git says
+    assert rule_regression(facts(many(40, ["failed"], answer="x", inputs="in1"), base, run("b2"))) is None
+    # results stored before fingerprints: the git sha is the fallback
+    legacy = rule_regression(facts(red(), ref(green(), sha="a1"), run("b2")))
+    assert legacy.headline.endswith("the code changed and the model did not; git a1 → b2")
+
+
+def test_rule_failing_first_run_and_known_failures():
+    first = Reference("trailing window", None, None, {})
+    now = green()
+    now["c0"] = obs("c0", ["failed"] * 5)
+    found = rule_failing(facts(now, first))
+    assert found == (VerdictClass.FAILING, "failing: 1 of 4 case(s) fail: c0; no baseline or history to compare "
+                                           "with yet")
+    before = green()
+    before["c0"] = obs("c0", ["failed"] * 5)
+    found = rule_failing(facts(now, ref(before)))
+    assert found.headline == "failing: 1 of 4 case(s) fail: c0; nothing moved against the accepted baseline"
+    assert rule_failing(facts(green(), ref(green()))) is None
+    assert VerdictClass.FAILING.healthy and VerdictClass.FAILING.alert == "error"
 
 
 def test_rule_noise():
@@ -187,14 +233,12 @@ def test_rule_ok():
     base = ref(green())
     assert rule_ok(facts(green(), base)) == (VerdictClass.OK, "ok: matches the accepted baseline")
     assert rule_ok(facts({}, base)).headline == "ok: nothing ran"
-    known = green()
-    known["c0"] = obs("c0", ["failed"] * 5)
-    before = green()
-    before["c0"] = obs("c0", ["failed"] * 5)
-    assert rule_ok(facts(known, ref(before))).headline == (
-        "ok: matches the accepted baseline (1 case(s) fail as they did before: c0)")
     first = Reference("trailing window", None, None, {})
     assert rule_ok(facts(green(), first)).headline == "ok: no baseline or history to compare with yet"
+    # a run with a failing case is never ok: rule_failing comes first
+    known = green()
+    known["c0"] = obs("c0", ["failed"] * 5)
+    assert classify(run(), compare(known, first, {}, SPEC), first, SPEC).cls is VerdictClass.FAILING
 
 
 def test_classify_builds_a_typed_verdict_with_the_figures_surfaces_need():
@@ -229,8 +273,9 @@ def test_every_class_carries_its_colour_and_wording():
         assert c.style and c.tone in {"pass", "fail", "drift", "err", "other"} and c.emoji.startswith(":")
         assert c.label and c.description
         assert str(c) == c.value and f"{c}" == c.value and json.dumps(c) == f'"{c.value}"'
-    assert {c.value for c in VerdictClass if c.healthy} == {"ok", "noise"}
-    assert {c.value for c in VerdictClass if c.alerting} == {"infra", "fallback", "judge_drift", "drift", "regression"}
+    assert {c.value for c in VerdictClass if c.healthy} == {"ok", "noise", "failing"}
+    assert {c.value for c in VerdictClass if c.alerting} == {"infra", "fallback", "judge_drift", "drift", "mixed",
+                                                             "regression", "failing"}
     assert VerdictClass.OK.alert is None and VerdictClass.REGRESSION.alert == "error"
 
 
@@ -283,7 +328,8 @@ def test_a_known_class_with_an_unreadable_field_keeps_its_class_and_says_so():
 def test_a_verdict_from_counts_alone():
     assert Verdict.from_counts("complete", None, {"passed": 3}).cls is VerdictClass.OK
     failed = Verdict.from_counts("complete", None, {"passed": 2, "failed": 1})
-    assert failed.cls is VerdictClass.FAILED and failed.headline == "2/3 passed, 1 failed"
+    assert failed.cls is VerdictClass.FAILING and failed.headline == "2/3 passed, 1 failed"
+    assert Verdict.from_dict({"class": "failed"}).cls is VerdictClass.FAILING  # stored by older versions
     infra = Verdict.from_counts("aborted", "breaker open", {"passed": 1, "not_run": 2})
     assert infra.cls is VerdictClass.INFRA and infra.headline == "breaker open (1/1 passed, 2 not run)"
     stored, derived = Verdict.for_run("complete", None, {"verdict": {"class": "drift"}}, {"passed": 1})

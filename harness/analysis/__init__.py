@@ -111,7 +111,8 @@ def analyse_run(
     current = observe_results(results)
     window = trailing_window(store, run, spec.window)
     ref = build_reference(store, suite.name, window, spec)
-    cmp = compare(current, ref, per_case, spec, default=default)
+    code_changed = run.git_sha != ref.git_sha if run.git_sha and ref.git_sha else None
+    cmp = compare(current, ref, per_case, spec, default=default, code_changed=code_changed)
     verdict = classify(run, cmp, ref, spec)
     verdict.consistency = {
         cid: consistency_entry(obs, per_case.get(cid) or default, ref.cases.get(cid))
@@ -126,6 +127,12 @@ def analyse_run(
             f"{', '.join(flagged[:8])}{' …' if len(flagged) > 8 else ''}",
             {"cases": flagged},
         ))
+    calls = run.extra.get("calls")
+    if isinstance(calls, dict) and calls.get("spent"):
+        r = calls.get("repeat") or {}
+        verdict.evidence.append(Evidence(
+            "calls", f"{calls['spent']} model calls for {calls.get('cases')} cases (adaptive repeat "
+                     f"{r.get('min')}–{r.get('max')}: more calls only where a case moved)", dict(calls)))
     run.extra["verdict"] = verdict.to_dict()
     if save:
         save_run_extra(store, run.run_id, run.extra)

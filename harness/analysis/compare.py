@@ -19,6 +19,7 @@ from typing import Any
 from ..spec import AnalysisSpec, ReducerSpec
 from ..percentiles import percentile
 from ..records import pass_rate
+from .behaviour import CaseBehaviour, case_behaviour
 from .consistency import ALL, reduce_case
 from .observe import NO_ROUTE, CaseObs, short
 from .significance import binomial_excess, fisher_drop, holm, mann_whitney_drop
@@ -81,6 +82,7 @@ class Comparison:
     infra: dict[str, int]
     # per route in this run: {"replies": n, "models": [the deployments that served it]}
     routes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    behaviour: list[CaseBehaviour] = field(default_factory=list)
 
     @property
     def significant_cases(self) -> list[CaseDiff]:
@@ -157,6 +159,16 @@ def diff_cases(current: dict[str, CaseObs], ref: Reference, reducers: dict[str, 
     return diffs, (moved, compared, p_moved)
 
 
+def _majority(*obs: CaseObs) -> str:
+    """passed when at least half the calls that reached the model passed (over every observation
+    given: the reference's whole record of a case, so a case that passes one day in ten is a
+    failing case, not a flip every time it fails); else failed (error: none reached the model)."""
+    executed = sum(o.executed for o in obs)
+    if not executed:
+        return "error"
+    return "passed" if sum(o.passed for o in obs) * 2 >= executed else "failed"
+
+
 def _topic_stats(current: dict[str, CaseObs], ref: Reference, diffs: list[CaseDiff],
                  spec: AnalysisSpec) -> tuple[dict[str, dict[str, Any]], list[str], list[str]]:
     by_topic: dict[str, list[CaseObs]] = {}
@@ -213,18 +225,28 @@ def _topic_stats(current: dict[str, CaseObs], ref: Reference, diffs: list[CaseDi
 
 
 def _serving(current: dict[str, CaseObs], ref: Reference) -> tuple[list[dict], list[dict]]:
+    """Model fingerprint changes per route, and routes the reference never used.
+
+    A reply's (model, fingerprint) is new when the reference never served it *to that case*:
+    a case that always ran on another model (a chaos case, a pinned route) does not make its
+    model "known" for every other case.
+    """
     now: Counter = Counter()
-    for obs in current.values():
-        now.update(obs.serving)
-    before: Counter = Counter()
-    for case_id in current:
-        for obs in ref.pooled(case_id):
-            before.update(obs.serving)
-    if not before:
-        return [], []
+    fresh: Counter = Counter()  # (route, model, fp) -> replies that are new for their case
     known_routes: dict[Any, set[tuple]] = {}
-    for (route, model, fp) in before:
-        known_routes.setdefault(route, set()).add((model, fp))
+    for case_id, obs in current.items():
+        seen: set[tuple] = set()
+        for p in ref.pooled(case_id):
+            seen.update(p.serving)
+        for (route, model, fp) in seen:
+            known_routes.setdefault(route, set()).add((model, fp))
+        now.update(obs.serving)
+        if seen:
+            for key, n in obs.serving.items():
+                if key not in seen:
+                    fresh[key] += n
+    if not known_routes:
+        return [], []
     route_total: Counter = Counter()
     for (route, _, _), n in now.items():
         route_total[route] += n
@@ -238,16 +260,16 @@ def _serving(current: dict[str, CaseObs], ref: Reference) -> tuple[list[dict], l
                 models = sorted({m or "?" for m, _ in pairs})
                 new_routes.append({"route": route, "share": total / all_replies, "models": models})
             continue
-        fresh = {k: n for k, n in pairs.items() if k not in known_routes[route]}
-        share = sum(fresh.values()) / total
-        if fresh and share >= FINGERPRINT_SHARE:
+        new = {(m, f): n for (r, m, f), n in fresh.items() if r == route}
+        share = sum(new.values()) / total
+        if new and share >= FINGERPRINT_SHARE and route != NO_ROUTE:
             changes.append({
                 "route": route,
                 "share": share,
                 "before": sorted(f"{m}/{f}" for m, f in known_routes[route]),
-                "after": sorted(f"{m}/{f}" for m, f in fresh),
+                "after": sorted(f"{m}/{f}" for m, f in new),
                 "models_before": sorted({m or "?" for m, _ in known_routes[route]}),
-                "models_after": sorted({m or "?" for m, _ in fresh}),
+                "models_after": sorted({m or "?" for m, _ in new}),
             })
     return changes, new_routes
 
@@ -258,10 +280,20 @@ def _per_call(cases: list[CaseObs], attr: str) -> float | None:
 
 
 def compare(current: dict[str, CaseObs], ref: Reference, reducers: dict[str, ReducerSpec],
-            spec: AnalysisSpec, default: ReducerSpec | None = None) -> Comparison:
-    """Everything a verdict is decided from."""
+            spec: AnalysisSpec, default: ReducerSpec | None = None, code_changed: bool | None = None) -> Comparison:
+    """Everything a verdict is decided from. `code_changed` (the git sha moved) stands in for
+    the input fingerprints of results stored before them."""
     default = default or ALL
     diffs, moved = diff_cases(current, ref, reducers, default, spec.alpha)
+    behaviour = []
+    for d in diffs:
+        pooled = ref.pooled(d.case_id)
+        if not pooled:
+            continue
+        # outcomes compared by majority, the reference's over all its runs: a reducer like `all`
+        # would read five repeats as worse than one of the same model
+        behaviour.append(case_behaviour(d.case_id, d.topic, _majority(*pooled), _majority(current[d.case_id]),
+                                        current[d.case_id], pooled, code_changed))
     topics, significant, judge_drops = _topic_stats(current, ref, diffs, spec)
     changes, new_routes = _serving(current, ref)
     now_ms = [m for c in current.values() for m in c.turn_ms]
@@ -288,4 +320,4 @@ def compare(current: dict[str, CaseObs], ref: Reference, reducers: dict[str, Red
     for r in routes.values():
         r["models"] = sorted(r["models"])
     return Comparison(diffs, topics, significant, judge_drops, moved, changes, new_routes, latency, usage, infra,
-                      routes)
+                      routes=routes, behaviour=behaviour)

@@ -36,6 +36,11 @@ class CaseObs:
     outage: int = 0  # repeats where no model served and the caller was handed over
     # (route, model, fingerprint) -> replies served
     serving: Counter = field(default_factory=Counter)
+    inputs: list[str] = field(default_factory=list)  # distinct input fingerprints (harness.analysis.inputs)
+
+    def note_inputs(self, fp: str | None) -> None:
+        if fp and fp not in self.inputs:
+            self.inputs.append(fp)
 
     def count(self, status: str) -> int:
         return self.statuses.count(status)
@@ -68,6 +73,7 @@ class CaseObs:
             "cost": self.cost,
             "outage": self.outage,
             "serving": [[r, m, f, n] for (r, m, f), n in self.serving.items()],
+            "inputs": self.inputs,
         }
 
     @classmethod
@@ -82,6 +88,7 @@ class CaseObs:
         obs.cost = float(data.get("cost") or 0.0)
         obs.outage = int(data.get("outage") or 0)
         obs.serving = Counter({(r, m, f): int(n) for r, m, f, n in data.get("serving") or []})
+        obs.inputs = [str(x) for x in data.get("inputs") or []]
         return obs
 
 
@@ -158,6 +165,7 @@ def add_result(obs: CaseObs, r: CaseResult) -> None:
         outage_transfer = bool(t.outcome.transferred and t.outcome.transfer_reason == "outage")
     _fold(obs, r.status, [(c.name, c.score, c.weight, not c.skipped and not c.error) for c in r.checks],
           replies, outage_transfer)
+    obs.note_inputs(r.inputs)
 
 
 def observe_results(results: Iterable[CaseResult]) -> dict[str, CaseObs]:

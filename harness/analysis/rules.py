@@ -2,10 +2,13 @@
 
 The order is the order of blame. If the provider was down, nothing else can be judged
 (infra). If the judge disagrees with its own labelled canaries, its scores cannot be
-trusted (judge_drift). If the model that answered changed, a drop is the model's doing
-(drift), and so is a drop with the same code. Only a significant drop with the same model
-after a code change is ours (regression). Differences the healthy history already showed
-are noise.
+trusted (judge_drift). Then behaviour (`behaviour.py`): cases are split by their input
+fingerprints — same inputs as the reference (the model's side) or changed (ours). Moved on
+both sides is `mixed`; moved with our inputs unchanged, or a new model fingerprint, is
+`drift`, whichever way the pass rate went, the headline saying which; a significant drop
+where only our inputs changed is `regression`. Cases that fail with nothing moved are
+`failing` (a first run with failures too: never `ok`); differences within the reference's
+own variation are `noise`; all passing and nothing moved is `ok`.
 
     facts = Facts(run, comparison, reference, spec)   # figures and evidence, gathered once
     verdict = classify(run, comparison, reference, spec)
@@ -27,6 +30,7 @@ from typing import Any, NamedTuple
 from ..records import RunInfo
 from ..spec import AnalysisSpec
 from ..verdict import Evidence, Verdict, VerdictClass
+from .behaviour import MULTIPLE_TESTING, CaseBehaviour, SideSignals, side_signals
 from .compare import COST_SHIFT, LATENCY_FLOOR_MS, CaseDiff, Comparison, Reference
 from .observe import NO_ROUTE
 
@@ -59,6 +63,12 @@ class Facts:
     ref: Reference
     spec: AnalysisSpec
 
+    def __post_init__(self) -> None:
+        # results stored before input fingerprints: the git sha is all there is to go by
+        for b in self.cmp.behaviour:
+            if b.ours is None:
+                b.ours = bool(self.code_changed)
+
     @cached_property
     def bad(self) -> int:
         """Calls that did not reach a model (infra errors and calls not run; a case whose judge
@@ -84,7 +94,54 @@ class Facts:
 
     @cached_property
     def same_code(self) -> bool:
+        """The git sha is the reference's (information only: attribution reads input fingerprints)."""
         return bool(self.run.git_sha and self.ref.git_sha and self.run.git_sha == self.ref.git_sha)
+
+    @cached_property
+    def model_cases(self) -> list[CaseBehaviour]:
+        """Cases whose inputs are the reference's: what moved there is the model's doing."""
+        return [b for b in self.cmp.behaviour if b.side == "model"]
+
+    @cached_property
+    def our_cases(self) -> list[CaseBehaviour]:
+        """Cases whose inputs changed (with the model identity unchanged, or changed too)."""
+        return [b for b in self.cmp.behaviour if b.side != "model"]
+
+    @cached_property
+    def model_side(self) -> SideSignals:
+        return side_signals(self.model_cases, self.spec.alpha, self.spec.latency_shift)
+
+    @cached_property
+    def our_side(self) -> SideSignals:
+        return side_signals(self.our_cases, self.spec.alpha, self.spec.latency_shift)
+
+    @cached_property
+    def all_cases(self) -> SideSignals:
+        return side_signals(self.cmp.behaviour, self.spec.alpha, self.spec.latency_shift)
+
+    @cached_property
+    def failing(self) -> list[str]:
+        """Cases whose reduced verdict is failed now."""
+        return [c.case_id for c in self.cmp.cases if c.after == "failed"]
+
+    @cached_property
+    def drop_side(self) -> str | None:
+        """Whose side a significant drop (topic, judge score, cases) is on: model or ours."""
+        if not self.dropped:
+            return None
+        ids = {c.case_id for c in self.cmp.significant_cases} or {c.case_id for c in self.cmp.flipped} or {
+            c.case_id for c in self.cmp.cases if c.topic in set(self.cmp.significant_topics + self.cmp.judge_drops)}
+        sides = [b.side for b in self.cmp.behaviour if b.case_id in ids]
+        if not sides:
+            return "ours" if self.code_changed else "model"
+        return "ours" if sum(s != "model" for s in sides) * 2 > len(sides) else "model"
+
+    @cached_property
+    def code_changed(self) -> bool | None:
+        """The git sha moved (None: not known on both sides); only for results without input fingerprints."""
+        if not (self.run.git_sha and self.ref.git_sha):
+            return None
+        return self.run.git_sha != self.ref.git_sha
 
     @cached_property
     def canaries(self) -> dict[str, Any] | None:
@@ -157,7 +214,7 @@ class Facts:
 
     @cached_property
     def something_moved(self) -> bool:
-        return self.dropped or self.answers_significant or bool(self.flipped)
+        return self.dropped or self.answers_significant or bool(self.flipped) or self.all_cases.moved
 
     @cached_property
     def where(self) -> str:
@@ -272,13 +329,38 @@ def ev_flipped(f: Facts) -> list[Evidence]:
     return [Evidence("flipped", f"{len(ids)} case(s) passed in the baseline and fail now: {names(ids)}", {"cases": ids})]
 
 
-def ev_answers(f: Facts) -> list[Evidence]:
-    if not f.moved:
+def ev_behaviour(f: Facts) -> list[Evidence]:
+    """Each way behaviour moved beyond the reference's own variation, over all cases, with the
+    correction for testing them at once named."""
+    side = f.all_cases
+    out = []
+    tested = sum(1 for s in side.signals if s.p_value is not None)
+    for s in side.signals:
+        if s.name == "answers" and s.figures.get("moved"):
+            pass  # said always when answers moved: the line shows the variation it was measured against
+        elif not s.significant(f.spec.alpha):
+            continue
+        adj = f" ({MULTIPLE_TESTING}-adjusted over {tested} tests: p={s.adjusted:.3g})" if s.adjusted is not None else ""
+        out.append(Evidence("answers" if s.name == "answers" else f"behaviour_{s.name}", s.detail + adj + (f": {names(s.cases)}" if s.cases else ""),
+                            {"cases": s.cases, "p_value": s.p_value, "adjusted_p": s.adjusted,
+                             "correction": MULTIPLE_TESTING, "direction": s.direction,
+                             "significant": s.significant(f.spec.alpha), **s.figures}))
+    return out
+
+
+def ev_attribution(f: Facts) -> list[Evidence]:
+    """Whose side the cases that moved are on, by their input fingerprints."""
+    if not f.our_cases:
         return []
-    ids = [c.case_id for c in f.cmp.new_answers]
-    p_text = f", p={f.p_moved:.3g}" if f.p_moved is not None else ""
-    return [Evidence("answers", f"answers changed in {f.moved} of {f.compared} cases{p_text}: {names(ids)}",
-                     {"cases": ids, "p_value": f.p_moved})]
+    ours = [b.case_id for b in f.our_cases]
+    both = [b.case_id for b in f.our_cases if b.side == "both"]
+    model_moved = f.model_side.moved_cases
+    detail = f"our inputs changed in {len(ours)} case(s): {names(ours)}"
+    if both:
+        detail += f"; the model identity changed too in {len(both)} of them"
+    if model_moved:
+        detail += f"; with the same inputs, {len(model_moved)} case(s) moved: {names(model_moved)}"
+    return [Evidence("attribution", detail, {"cases": ours, "both": both, "model_moved": model_moved})]
 
 
 def ev_latency(f: Facts) -> list[Evidence]:
@@ -306,7 +388,7 @@ def ev_usage(f: Facts) -> list[Evidence]:
 
 EVIDENCE: tuple[Callable[[Facts], list[Evidence]], ...] = (
     ev_aborted, ev_infra, ev_judge_unavailable, ev_fallback, ev_canaries, ev_fingerprints, ev_routes, ev_pass_rates, ev_judge_scores,
-    ev_significant_cases, ev_flipped, ev_answers, ev_latency, ev_usage,
+    ev_significant_cases, ev_flipped, ev_behaviour, ev_attribution, ev_latency, ev_usage,
 )
 
 
@@ -379,35 +461,102 @@ def rule_repointed(f: Facts) -> Finding | None:
     return Finding(VerdictClass.DRIFT, headline)
 
 
-def rule_new_fingerprint(f: Facts) -> Finding | None:
-    """The model that answered is not the reference's: whatever moved is the model's doing."""
-    if not f.cmp.fingerprint_changes:
-        return None
-    ids = [c.case_id for c in f.cmp.new_answers]
-    headline = "drift: the model changed (new fingerprint)" + (
-        f"; answers changed in {names(ids)}" if ids else "; no answers moved yet")
-    if f.dropped:
-        headline += f"; quality dropped in {f.where}"
-    return Finding(VerdictClass.DRIFT, headline)
+def _what(side: SideSignals) -> str:
+    parts = []
+    for sig in side.significant:
+        if sig.name.startswith("outcome"):
+            continue
+        if sig.name in ("answers", "shape"):
+            parts.append(f"{'answers' if sig.name == 'answers' else 'answer structure'} changed in "
+                         f"{sig.figures['moved']} of {sig.figures['compared']} cases")
+        elif sig.name in ("length", "tokens"):
+            parts.append(f"{sig.direction} (×{sig.figures['factor']:.2f})" if sig.name != "tokens"
+                         else f"tokens per call ×{sig.figures['factor']:.2f}")
+        else:
+            parts.append(sig.direction)
+    worse = [s for s in side.significant if s.name.startswith("outcome")]
+    for sig in worse:
+        parts.insert(0, f"{sig.figures['flipped']} case(s) {'now fail' if sig.direction == 'worse' else 'now pass'}"
+                        f" ({sig.figures['flipped_back']} the other way)")
+    return "; ".join(dict.fromkeys(parts))
 
 
-def rule_same_code_moved(f: Facts) -> Finding | None:
-    """Quality dropped or answers moved significantly with the same code: the model moved."""
-    if not (f.dropped or f.answers_significant) or not f.same_code:
+def _direction(side: SideSignals, dropped: bool) -> str:
+    d = side.direction
+    if dropped and d.startswith("changed, pass rate"):
+        return "worse"
+    return d
+
+
+def rule_mixed(f: Facts) -> Finding | None:
+    """Our inputs and the model's behaviour both changed: name the cases on each side."""
+    if not f.our_side.moved:
         return None
-    what = f"quality dropped in {f.where}" if f.dropped else f"answers changed in {f.moved} of {f.compared} cases"
-    return Finding(VerdictClass.DRIFT, f"drift: same code ({(f.run.git_sha or '')[:12]}), but {what}")
+    ours = f.our_side.moved_cases or [b.case_id for b in f.our_cases]
+    both = [b.case_id for b in f.our_cases if b.side == "both"]
+    if f.model_side.moved:
+        model = f.model_side.moved_cases
+        return Finding(VerdictClass.MIXED, f"mixed: the model moved with the same inputs ({_what(f.model_side)}: "
+                                           f"{names(model)}) and our inputs changed ({_what(f.our_side)}: {names(ours)})")
+    if both and f.cmp.fingerprint_changes:
+        return Finding(VerdictClass.MIXED, f"mixed: our inputs and the model both changed in {len(both)} case(s) "
+                                           f"({_what(f.our_side)}: {names(both)}); `harness attribute {f.run.run_id}` "
+                                           "resends the old inputs to tell which did it")
+    return None
+
+
+def rule_drift(f: Facts) -> Finding | None:
+    """Behaviour moved with our inputs unchanged (or the model that answered is new): the model's doing,
+    whichever way the pass rate went; the headline says which."""
+    fp = f.cmp.fingerprint_changes
+    new_fp = "; the model changed (new fingerprint)" if fp else ""
+    if f.model_side.moved:
+        side = f.model_side
+        direction = _direction(side, bool(f.cmp.significant_topics or f.cmp.judge_drops) and f.drop_side == "model")
+        return Finding(VerdictClass.DRIFT, f"drift ({direction}): {_what(side)}, with our inputs unchanged{new_fp}: "
+                                           f"{names(side.moved_cases)}")
+    if f.dropped and f.drop_side == "model":
+        return Finding(VerdictClass.DRIFT, f"drift (worse): quality dropped in {f.where}, with our inputs unchanged{new_fp}")
+    if fp and not f.our_side.moved:
+        ids = [c.case_id for c in f.cmp.new_answers]
+        tail = f"; answers changed in {names(ids)}" if ids else "; no answers moved yet"
+        return Finding(VerdictClass.DRIFT, f"drift (model changed, behaviour unchanged): new fingerprint{tail}")
+    return None
 
 
 def rule_regression(f: Facts) -> Finding | None:
-    """A significant drop with the same model, and the code changed (or its version is unknown)."""
-    if not f.dropped:
+    """A significant drop where our inputs changed and the model that answered did not."""
+    worse = f.our_side.moved and "worse" in f.our_side.direction
+    if not (worse or (f.dropped and f.drop_side == "ours")):
         return None
-    if f.ref.git_sha or f.run.git_sha:
-        code = f"code changed {(f.ref.git_sha or '?')[:12]} → {(f.run.git_sha or '?')[:12]}"
+    ours = [b.case_id for b in f.our_cases]
+    if f.dropped:
+        where = f.where
     else:
-        code = "code version unknown"
-    return Finding(VerdictClass.REGRESSION, f"regression: significant drop in {f.where} with the same model; {code}")
+        where = "cases " + names(f.our_side.moved_cases)
+    code = ""
+    if (f.ref.git_sha or f.run.git_sha) and f.ref.git_sha != f.run.git_sha:
+        code = f"; git {(f.ref.git_sha or '?')[:12]} → {(f.run.git_sha or '?')[:12]}"
+    if any(b.known for b in f.our_cases):
+        because = f"our inputs changed in {len(ours)} case(s) and the model did not"
+    else:  # results stored before input fingerprints
+        because = "the code changed and the model did not"
+    return Finding(VerdictClass.REGRESSION, f"regression: significant drop in {where}; {because}{code}")
+
+
+def rule_failing(f: Facts) -> Finding | None:
+    """Cases fail, and nothing moved against the reference (or there is none yet): never ok."""
+    if not f.failing:
+        return None
+    executed = sum(1 for c in f.cmp.cases if c.after in ("passed", "failed"))
+    line = f"failing: {len(f.failing)} of {executed} case(s) fail: {names(f.failing)}"
+    if f.ref.empty:
+        line += "; no baseline or history to compare with yet"
+    else:
+        line += f"; nothing moved against the {f.ref.label}"
+    if f.bad:
+        line += f"; {f.bad} of {f.cmp.infra['repeats']} calls did not reach a model (below the infra threshold)"
+    return Finding(VerdictClass.FAILING, line)
 
 
 def rule_noise(f: Facts) -> Finding | None:
@@ -423,9 +572,6 @@ def rule_ok(f: Facts) -> Finding | None:
     if not f.cmp.infra["repeats"]:
         return Finding(VerdictClass.OK, "ok: nothing ran")
     headline = "ok: " + (f"matches the {f.ref.label}" if not f.ref.empty else "no baseline or history to compare with yet")
-    known = [c.case_id for c in f.cmp.cases if c.after == "failed"]
-    if known:
-        headline += f" ({len(known)} case(s) fail as they did before: {names(known)})"
     return Finding(VerdictClass.OK, headline)
 
 
@@ -449,9 +595,10 @@ RULES: tuple[Callable[[Facts], Finding | None], ...] = (
     rule_primary_down,
     rule_judge_drift,
     rule_repointed,
-    rule_new_fingerprint,
-    rule_same_code_moved,
+    rule_mixed,
+    rule_drift,
     rule_regression,
+    rule_failing,
     rule_noise,
     rule_ok,
 )

@@ -48,6 +48,7 @@ def load_observations(store: Store, run_ids: list[str], case_id: str | None = No
         if obs is None:
             obs = cases[row.case_id] = CaseObs(row.case_id, row.topic)
         add_row(obs, row.status, list(row.checks or []), row.transcript)
+        obs.note_inputs(row.input_fp)
     return out
 
 

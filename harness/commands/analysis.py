@@ -65,8 +65,9 @@ def baseline_accept(run: str, store: Optional[str], suite: Optional[str], note: 
         b = accept_baseline(st, run, note=note)
     finally:
         st.close()
-    _console().print(f"accepted run {b.run_id} as the baseline of suite {b.suite} ({len(b.cases)} cases)",
-                     markup=False)
+    failing = sum(1 for c in b.cases.values() if c.failed)
+    _console().print(f"accepted run {b.run_id} as the baseline of suite {b.suite} ({len(b.cases)} cases, "
+                     f"{failing} of them failing)", markup=False)
 
 
 def baseline_show(store: Optional[str], suite: Optional[str], limit: int) -> None:

@@ -33,8 +33,8 @@ from .dedup import History
 from .errors import DeliveryError
 from .redact import Redactor
 
-NotifyWhen = Literal["always", "regression", "drift", "infra", "judge_drift", "failed", "change"]
-ALERTS: list[str] = ["regression", "drift", "infra", "judge_drift", "change"]
+NotifyWhen = Literal["always", "regression", "drift", "mixed", "infra", "judge_drift", "failing", "failed", "change"]
+ALERTS: list[str] = ["regression", "drift", "mixed", "infra", "judge_drift", "change"]
 
 
 class NotifierConfig(BaseModel):

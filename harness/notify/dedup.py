@@ -18,8 +18,8 @@ morning until people mute the channel. The rules, in order:
    no error is **recovered**. It is listed once: the next run compares against this one,
    where the case no longer fails.
 4. **Triggers** (`notify.slack.when`): `always` sends every run. Otherwise a run is sent
-   when its class is listed and alerts (`VerdictClass.alerting`: `regression`, `drift`, `infra`,
-   `judge_drift`); when `failed`
+   when its class is listed and alerts (`VerdictClass.alerting`: `regression`, `drift`, `mixed`,
+   `infra`, `judge_drift`, `failing`); when `failed`
    is listed and a check failed; when `change` is listed and the class differs from the
    previous run's (with no previous run, any class but `ok` counts as a change; when the
    previous run has no stored verdict, this run's class is derived from counts the same way

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..errors import ExitCode, HarnessError
 from ..records import CaseResult, RunInfo
+from ..verdict import VerdictClass
 
 
 def exit_code_for(counts: dict[str, int], aborted: str | None) -> ExitCode:
@@ -35,6 +36,14 @@ def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code:
     except HarnessError as e:
         warnings.append(f"no verdict: {e.line()}")
         return code
+    if verdict.cls is VerdictClass.MIXED and suite.analysis.attribute:
+        from ..analysis.attribute import attribute_run
+
+        try:  # both sides changed: ask today's model with the reference's inputs, within the budget
+            verdict, _, _ = attribute_run(store, suite, run.run_id, budget=suite.analysis.attribute)
+        except HarnessError as e:
+            warnings.append(f"could not attribute the mixed verdict: {e.line()}")
+        run.extra["verdict"] = verdict.to_dict()
     return verdict.cls.exit_code(code)
 
 
@@ -51,10 +60,16 @@ def _objectives(store, suite, run: RunInfo, results: list[CaseResult], code: Exi
 
 
 def _accept_if_green(store, run: RunInfo, counts: dict[str, int], warnings: list[str]) -> None:
+    """Make the run the suite's baseline: recorded behaviour, failing cases included (any
+    finished run that is not infra); the command line says how many fail."""
     from ..analysis import accept_baseline
+    from ..verdict import Verdict, VerdictClass
 
-    if run.status != "complete" or not counts.get("passed") or any(counts.get(k) for k in ("failed", "error", "not_run")):
-        warnings.append(f"run {run.run_id} was not accepted as the baseline: only a run where every case passed is")
+    verdict = Verdict.of_extra(run.extra)
+    if run.status != "complete" or (verdict is not None and verdict.cls is VerdictClass.INFRA):
+        why = "it is infra" if run.status == "complete" else f"it is {run.status}"
+        warnings.append(f"run {run.run_id} was not accepted as the baseline: {why}; accept a finished run "
+                        "whose calls reached the model")
         return
     try:
         accept_baseline(store, run.run_id, note="run --accept-baseline")
@@ -62,3 +77,4 @@ def _accept_if_green(store, run: RunInfo, counts: dict[str, int], warnings: list
         warnings.append(f"run {run.run_id} was not accepted as the baseline: {e.line()}")
         return
     run.extra["baseline_accepted"] = True
+    run.extra["baseline_failing"] = counts.get("failed", 0)

@@ -44,7 +44,7 @@ class RunOptions:
     progress: bool = True
     env: dict[str, str] | None = None
     run_id: str | None = None
-    accept_baseline: bool = False  # make this run the suite's baseline if every case passed
+    accept_baseline: bool = False  # make this run the suite's baseline (any finished run that is not infra)
     shard: str | None = None  # "K/N": run only shard K of N (harness.sharding)
     group: str | None = None  # run group shared by the shards of one CI job; default from env
     lock: bool = True  # hold the suite's lock in the store while running (harness.locks)
@@ -95,7 +95,7 @@ def git_sha(root: str) -> str | None:
 def make_plan(suite_path: str, options: RunOptions) -> Plan:
     """Load and validate everything a run needs; raises ConfigError before anything runs."""
     from ..loading import load_cases, load_suite
-    from ..workload import compile_case, plan_items
+    from ..workload import compile_case, plan_items, stamp_inputs
 
     env = options.env if options.env is not None else dict(os.environ)
     suite = load_suite(suite_path, env=env)
@@ -108,6 +108,7 @@ def make_plan(suite_path: str, options: RunOptions) -> Plan:
     target = build_target(suite, options)
     repeat = options.repeat or suite.repeat
     compiled = [compile_case(c, repeat) for c in cases]
+    stamp_inputs(target, compiled)
     if options.repeat:
         for c in compiled:
             c.repeat = options.repeat
@@ -182,7 +183,8 @@ def run_info(plan: Plan) -> RunInfo:
         started=time.time(),
         planned=len(plan.items),
         group=options.group or _default_group(options),
-        extra={"shard": options.shard} if options.shard else {},  # the store adds the process itself
+        # the store adds the process itself; `inputs` is what `harness attribute` resends later
+        extra={**({"shard": options.shard} if options.shard else {}), "inputs": plan.target.inputs()},
     )
 
 

@@ -176,6 +176,11 @@ def _v5_widen_feature_columns(conn: Connection) -> None:
                 f"ALTER TABLE {prep.quote(table)} ALTER COLUMN {prep.quote(column)} TYPE TEXT")
 
 
+def _v6_result_inputs(conn: Connection) -> None:
+    """v6: results get `input_fp`, the fingerprint of what reached the model (attribution)."""
+    add_column(conn, "results", Column("input_fp", String(64)))
+
+
 # (version, what it does, step) in ascending order; the last version is SCHEMA_VERSION.
 MIGRATIONS: list[tuple[int, str, Step]] = [
     (1, "create all tables", _v1_create_all),
@@ -184,6 +189,7 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
      _v3_feature_tables),
     (4, "TEXT for case ids, topics, suite and model names (no length limit)", _v4_widen_text_columns),
     (5, "TEXT for case ids, topics and suite names in baselines, locks and schedule state", _v5_widen_feature_columns),
+    (6, "results.input_fp", _v6_result_inputs),
 ]
 
 

@@ -36,7 +36,7 @@ from sqlalchemy import (
 # Text, not String(n), in runs and results for every value that comes from a suite, a case
 # or a model server (case ids, topics, suite names, model names, fingerprints): PostgreSQL
 # enforces a VARCHAR length and one long value would fail a whole batch of results (v4).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The same in the analysis, lock and schedule tables (v5): TEXT, except in SQLite, which never
 # enforced a length and keeps the VARCHAR(n) these tables were made with, so an upgraded
@@ -102,6 +102,9 @@ results = Table(
     Column("cost", Double),
     Column("checks", JSON, nullable=False),
     Column("transcript", JSON),
+    # added in v5: a hash of our side of the call (rendered request, model name and parameters,
+    # the case's definition); same inputs and different behaviour is the model's doing
+    Column("input_fp", String(64)),
     # a result written twice (a retried batch, a resumed run) replaces itself, never doubles
     UniqueConstraint("run_id", "case_id", "repeat_index", name="uq_results_run_case_repeat"),
 )

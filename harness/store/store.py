@@ -254,6 +254,7 @@ def _result_row(run_id: str, r: CaseResult) -> dict[str, Any]:
         "cost": totals.get("cost"),
         "checks": [_fields_dict(c, _CHECK_FIELDS) for c in r.checks],
         "transcript": _transcript_dict(t) if t is not None else None,
+        "input_fp": r.inputs,
     }
 
 
@@ -276,6 +277,7 @@ def _result_from_row(row: Any) -> CaseResult:
         started=row.started,
         duration_ms=row.duration_ms,
         source=row.source,
+        inputs=row.input_fp,
     )
 
 
@@ -665,12 +667,13 @@ class Store:
 
     def observation_rows(self, run_ids: Sequence[str], case_id: str | None = None) -> Iterator[Any]:
         """What analysis reads of results, streamed: named tuples of (run_id, case_id, topic,
-        repeat_index, status, checks, transcript), ordered by run, case and repeat."""
+        repeat_index, status, checks, transcript, input_fp), ordered by run, case and repeat."""
         if not run_ids:
             return
         t = schema.results
         query = (
-            select(t.c.run_id, t.c.case_id, t.c.topic, t.c.repeat_index, t.c.status, t.c.checks, t.c.transcript)
+            select(t.c.run_id, t.c.case_id, t.c.topic, t.c.repeat_index, t.c.status, t.c.checks, t.c.transcript,
+                   t.c.input_fp)
             .where(t.c.run_id.in_(list(run_ids)))
             .order_by(t.c.run_id, t.c.case_id, t.c.repeat_index)
         )

@@ -140,6 +140,13 @@ class Target(ABC):
         """What the store records about this target (never secrets)."""
         return {"kind": self.kind}
 
+    def inputs(self) -> dict[str, Any]:
+        """Our side of every call, hashed into each result's input fingerprint (with the case's
+        own definition): what reaches the model or service — prompt text, model name and
+        parameters, request template — never secrets, and nothing the provider decides
+        (where it is served, latency, outages, the model's own version)."""
+        return self.describe()
+
     @abstractmethod
     async def open(self, case: CaseSpec, ctx: CallContext) -> Conversation: ...
 

@@ -148,6 +148,11 @@ class HttpTarget(Target):
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "url": self.safe_url, "method": self.config.method}
 
+    def inputs(self) -> dict[str, Any]:
+        c = self.config
+        return {"kind": self.kind, "method": c.method, "body": c.body, "content_type": c.content_type,
+                "greet": c.greet, "headers": sorted(c.headers)}  # header names only: values may be secrets
+
     async def open(self, case: CaseSpec, ctx: CallContext) -> Conversation:
         call_id = f"{case.id}.{ctx.repeat_index}.{uuid.uuid4().hex[:12]}"
         return HttpConversation(self, ctx, call_id, _case_vars(case))

@@ -186,6 +186,11 @@ class OpenAITarget(Target):
             out["system_prompt_file"] = self.config.system_prompt_file
         return out
 
+    def inputs(self) -> dict[str, Any]:
+        c = self.config
+        return {"kind": self.kind, "model": c.model, "system_prompt": self.system_prompt, "temperature": c.temperature,
+                "max_tokens": c.max_tokens, "seed": c.seed, "response_format": c.response_format}
+
     # --- the surface ------------------------------------------------------------------------
 
     async def open(self, case: CaseSpec, ctx: CallContext) -> Conversation:

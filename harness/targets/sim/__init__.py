@@ -37,6 +37,9 @@ __all__ = ["FAULTS", "Faults", "SimConfig", "SimTarget", "parse_fault", "parse_f
 DEFAULT_TODAY = date(2026, 11, 25)  # a Wednesday: "tomorrow" is open (Tuesdays are closed)
 
 
+OWN_FAULTS = frozenset({"hallucination"})  # faults of the agent itself, not of its provider
+
+
 class SimConfig(TargetConfig):
     """Settings of the simulated agent, from a suite's `target:` mapping."""
 
@@ -130,6 +133,19 @@ class SimTarget(Target):
                "faults": list(c.faults), "brain": c.brain}
         if c.brain == "llm":
             out.update(model=c.model, base_url=safe_endpoint(c.base_url or ""))
+        return out
+
+    def inputs(self) -> dict[str, Any]:
+        """The embedded agent's own side: its version, settings and the faults that are its
+        own bugs (hallucination); the provider's faults (a model update, outages, latency) are not."""
+        from ... import __version__
+
+        c = self.config
+        ours = [f for f in c.faults if str(f).partition(":")[0].strip() in OWN_FAULTS]
+        out = {"kind": self.kind, "agent": __version__, "language": c.language, "today": c.today.isoformat(),
+               "fully_booked": list(c.fully_booked), "faults": ours, "brain": c.brain}
+        if c.brain == "llm":
+            out.update(model=c.model, temperature=c.temperature)
         return out
 
     def steps(self) -> ModelSteps | None:
