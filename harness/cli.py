@@ -165,13 +165,20 @@ def run(
             if name != "html_latest":
                 console.print(f"{name}: {path}", markup=False)
     else:
-        from .verdict import Verdict
+        from .verdict import Verdict, VerdictClass
 
         c = outcome.run.counts
         verdict = Verdict.of_extra(outcome.run.extra)
+        # an outage says why on the one line (an aborted run's own message follows on stderr)
+        why = ""
+        if verdict and verdict.headline and verdict.cls in (VerdictClass.INFRA, VerdictClass.FALLBACK):
+            from .report._common import one_line
+            from .secrets import mask
+
+            why = f" — {one_line(mask(verdict.headline), 400)}"
         print(f"{outcome.run.status}: {c.get('passed', 0)} passed, {c.get('failed', 0)} failed, "
               f"{c.get('error', 0)} error, {c.get('not_run', 0)} not run"
-              + (f"; verdict: {verdict.name}" if verdict else ""), flush=True)
+              + (f"; verdict: {verdict.name}" if verdict else "") + why, flush=True)
     if outcome.run.extra.get("baseline_accepted"):
         c = outcome.run.counts
         print(f"baseline: accepted run {outcome.run.run_id} as the baseline of suite {outcome.run.suite} "

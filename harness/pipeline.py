@@ -166,7 +166,8 @@ def _run(plan: Plan, store, console, on_result, lock=None) -> RunOutcome:
         recording.finish()
         raise ConfigError(f"the target refused the run's configuration: {stats.misconfigured}")
     if status != "incomplete":
-        code = _analyse(store, suite, run, results, items, code, warnings)
+        code = _analyse(store, suite, run, results, items, code, warnings,
+                        accepting=options.accept_baseline)
         code = _objectives(store, suite, run, results, code, warnings)
         run.exit_code = int(code)
     if traced is not None:

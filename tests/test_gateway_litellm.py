@@ -232,3 +232,81 @@ def test_an_empty_key_is_a_configuration_error_before_anything_is_sent(project, 
     assert out.returncode == 2, out.stdout + out.stderr
     assert "api_key" in out.stderr and "empty" in out.stderr and "Traceback" not in out.stderr
     assert gw.a.requests == 0
+
+
+
+# ------------------------------------------------------------ the console: -q and --accept-baseline
+
+
+def test_quiet_mode_says_why_a_run_was_an_outage(project, gw):
+    golden(project, 4)
+    gw.e.default = "500"  # every upstream behind the alias is down
+    out, doc = run(project, suite(project, gw, model="doomed", limits=", breaker_threshold: 50"), "-q")
+    assert out.returncode == 3 and doc["verdict"]["class"] == "infra", out.stdout + out.stderr
+    (line,) = out.stdout.splitlines()
+    assert line.startswith("complete: 0 passed, 0 failed, 4 error") and "verdict: infra — " in line, line
+    assert doc["verdict"]["headline"] in line
+    # the breaker opens: the one line still names the outage, the breaker's message follows on stderr
+    aborted, doc = run(project, suite(project, gw, model="doomed", limits=", breaker_threshold: 2"), "-q")
+    assert aborted.returncode == 3 and doc["run"]["status"] == "aborted"
+    (line,) = aborted.stdout.splitlines()
+    assert line.startswith("aborted: ") and f"verdict: infra — {doc['verdict']['headline']}" in line, line
+    assert "target unreachable: 2 consecutive failures" in aborted.stderr
+    for text in (out.stdout, aborted.stdout, aborted.stderr):
+        assert UPSTREAM_KEY not in text and MASTER_KEY not in text
+
+
+def test_the_run_that_accepts_the_baseline_does_not_say_there_is_none(project, gw):
+    golden(project, 3)
+    first, _ = run(project, suite(project, gw))
+    accepting, doc = run(project, suite(project, gw), "--accept-baseline")
+    assert accepting.returncode == 0, accepting.stdout + accepting.stderr
+    assert "baseline: accepted run" in accepting.stdout
+    assert "no accepted baseline yet" not in accepting.stdout + json.dumps(doc), accepting.stdout
+    assert doc["verdict"]["reference"] == "previous run (this run becomes the accepted baseline)"
+    _, after = run(project, suite(project, gw))
+    assert after["verdict"]["reference"] == "accepted baseline"
+
+
+# ------------------------------------------------------------ the daily-drift suite behind the proxy
+
+
+def test_the_daily_drift_suite_with_a_flaky_primary_names_the_fallback_share(project, gw):
+    for topic in ("reservation", "cancellation", "question"):
+        project.write(f"golden/{topic}/g.yaml", f"topic: {topic}\ncases:\n" + "".join(
+            f"  - id: {topic}-{i}\n    prompt: hello {topic} {i}\n    expect:\n      - contains: hello\n"
+            for i in range(2)))
+    project.write("golden/chaos/c.yaml", "topic: question\ncases:\n  - id: chaos-1\n    tags: [chaos]\n"
+                  "    prompt: hello chaos\n    expect:\n      - contains: hello\n")
+    project.write("prompts/restaurant.md", "You answer the phone for a restaurant.\n")
+    daily = project.write("suites/daily-drift.yaml", """
+        name: daily-drift
+        golden: ["golden/**/*.yaml"]
+        select: {topics: [reservation, cancellation, question], exclude_tags: [chaos]}
+        target:
+          kind: openai
+          base_url: "${LLM_GATEWAY_URL}"
+          model: "${LLM_MODEL:-primary}"
+          api_key: "${LLM_GATEWAY_KEY}"
+          system_prompt_file: prompts/restaurant.md
+          temperature: 0
+          stream: true
+          limits: {concurrency: 4, rpm: 6000, timeout_s: 30, retries: 3, backoff_s: 0.01}
+        repeat: 3
+        analysis: {baseline: accepted, window: 14, alpha: 0.05}
+    """)
+    gw.a.script = ["500", "ok", "ok"] * 6  # every third request to the primary fails: 30 %
+    out_json = project.root / "daily.json"
+    out = project.harness("run", str(daily), "--store", project.store_url, "--no-progress", "--no-notify",
+                          "--json", str(out_json), timeout=240,
+                          env={"LLM_GATEWAY_URL": gw.base_url, "LLM_GATEWAY_KEY": MASTER_KEY})
+    doc = json.loads(out_json.read_text())
+    served = replies(doc)
+    assert len(served) == 18 and gw.a.requests == 18, (len(served), gw.a.requests)  # 3 topics × 2 cases × 3
+    assert sum(r["route"] == "fallback" for r in served) == 6 and gw.b.requests == 6
+    verdict = doc["verdict"]
+    assert verdict["class"] == "fallback", verdict["headline"]
+    assert "primary route was down" in verdict["headline"] and "33%" in verdict["headline"], verdict["headline"]
+    assert any(e["kind"] == "fallback" and "6 of 18 replies" in e["detail"] for e in verdict["evidence"])
+    assert out.returncode == 0, out.stdout + out.stderr  # every check passed: the service stayed up
+    assert "33%" in out.stdout and MASTER_KEY not in out.stdout + out.stderr

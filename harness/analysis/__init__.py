@@ -67,8 +67,12 @@ def _topic_rates(cases: dict[str, CaseObs]) -> dict[str, float]:
     return {topic: p / n for topic, (p, n) in tally.items() if n}
 
 
-def build_reference(store: Store, suite_name: str, window: list[PastRun], spec: AnalysisSpec) -> Reference:
-    """The baseline the suite asks for (falling back to the previous healthy run) plus healthy history."""
+def build_reference(store: Store, suite_name: str, window: list[PastRun], spec: AnalysisSpec, *,
+                    accepting: bool = False) -> Reference:
+    """The baseline the suite asks for (falling back to the previous healthy run) plus healthy history.
+
+    `accepting`: the run being compared becomes the accepted baseline (`run --accept-baseline`),
+    so a fall-back to the previous run is not labelled "no accepted baseline yet"."""
     healthy = [p for p in window if p.healthy]  # newest first
     ref: Reference
     baseline = load_baseline(store, suite_name) if spec.baseline == "accepted" else None
@@ -76,7 +80,9 @@ def build_reference(store: Store, suite_name: str, window: list[PastRun], spec: 
         ref = Reference("accepted baseline", baseline.run_id, baseline.git_sha, baseline.cases)
     elif spec.baseline != "none" and healthy:
         prev = healthy[0]
-        label = "previous run" if spec.baseline == "previous" else "previous run (no accepted baseline yet)"
+        label = ("previous run" if spec.baseline == "previous" else
+                 "previous run (this run becomes the accepted baseline)" if accepting else
+                 "previous run (no accepted baseline yet)")
         ref = Reference(label, prev.run.run_id, prev.run.git_sha, prev.cases)
     else:
         ref = Reference("trailing window", None, healthy[0].run.git_sha if healthy else None, {})
@@ -98,19 +104,21 @@ def analyse_run(
     *,
     reducers: dict[str, ReducerSpec | None] | None = None,
     save: bool = True,
+    accepting: bool = False,
 ) -> Verdict:
     """Classify a run against its baseline and trailing window; store and return the verdict.
 
     `reducers` maps case ids to their own reducer (a case's `reducer:`); others use the
     suite's. The verdict is set at `run.extra["verdict"]` and, with `save`, written to the
-    run's row, so reporters and notifiers read the same thing later.
+    run's row, so reporters and notifiers read the same thing later. `accepting`: the run is
+    about to become the suite's accepted baseline (the reference's wording says so).
     """
     spec = suite.analysis
     default = suite.reducer
     per_case = {k: v for k, v in (reducers or {}).items() if v is not None}
     current = observe_results(results)
     window = trailing_window(store, run, spec.window)
-    ref = build_reference(store, suite.name, window, spec)
+    ref = build_reference(store, suite.name, window, spec, accepting=accepting)
     code_changed = run.git_sha != ref.git_sha if run.git_sha and ref.git_sha else None
     cmp = compare(current, ref, per_case, spec, default=default, code_changed=code_changed)
     verdict = classify(run, cmp, ref, spec)

@@ -23,7 +23,7 @@ def exit_code_for(counts: dict[str, int], aborted: str | None) -> ExitCode:
 
 
 def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code: ExitCode,
-             warnings: list[str]) -> ExitCode:
+             warnings: list[str], *, accepting: bool = False) -> ExitCode:
     """Classify the run against its baseline (verdict into run.extra) and fold it into the exit code.
 
     Results are already durable; a store error here costs the verdict, never the results.
@@ -32,7 +32,7 @@ def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code:
 
     reducers = {it.compiled.case.id: it.compiled.case.reducer for it in items}
     try:
-        verdict = analyse_run(store, suite, run, results, reducers=reducers)
+        verdict = analyse_run(store, suite, run, results, reducers=reducers, accepting=accepting)
     except HarnessError as e:
         warnings.append(f"no verdict: {e.line()}")
         return code
