@@ -19,6 +19,7 @@ snapshot is modelled by rewording a share of answers (`noise`) without changing 
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import sys
@@ -36,7 +37,11 @@ OPTION_CHECK = r"\([A-E]\)"  # the suite's check: the answer names one of the op
 
 def shared_data() -> Path | None:
     """The shared data folder: the nearest `shared/data` above this checkout (/work/main/tests and
-    /work/wt/<helper>/tests both find /work/shared/data)."""
+    /work/wt/<helper>/tests both find /work/shared/data); `HARNESS_SHARED_DATA` names it for a
+    checkout that lives elsewhere."""
+    named = os.environ.get("HARNESS_SHARED_DATA")
+    if named:
+        return Path(named)
     for parent in Path(__file__).resolve().parents:
         candidate = parent / "shared" / "data"
         if candidate.is_dir():
