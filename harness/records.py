@@ -11,6 +11,8 @@ import copy
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
+from .secrets import mask, mask_value, secrets
+
 Status = Literal["passed", "failed", "error", "not_run"]
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -266,8 +268,6 @@ def max_stored_answer_chars() -> int:
 def cut_long_answers(result: CaseResult, limit: int) -> None:
     """Cut every reply text (and check reason) of `result` longer than `limit` characters, in
     place; and blank out every registered secret (`harness.secrets`) a server echoed into it."""
-    from .secrets import mask, mask_value, secrets
-
     masking = bool(secrets())
     t = result.transcript
     if t is not None:
