@@ -83,6 +83,9 @@ class AgentReply:
     deployment_id: str | None = None
     upstream_attempts: int | None = None
     voice: dict[str, Any] | None = None  # what a voice target measured on the audio (ms from the call's start)
+    # the version the service under test said it runs (the target's version_header / version_path):
+    # part of our side of the call, so it is folded into the result's input fingerprint
+    service_version: str | None = None
 
 
 @dataclass(slots=True)
@@ -280,6 +283,8 @@ def cut_long_answers(result: CaseResult, limit: int) -> None:
                 reply.text = mask(text)
                 reply.model = mask(reply.model) if reply.model else reply.model
                 reply.fingerprint = mask(reply.fingerprint) if reply.fingerprint else reply.fingerprint
+                if reply.service_version:
+                    reply.service_version = mask(reply.service_version)
                 reply.state = mask_value(reply.state)
                 if turn.caller:
                     turn.caller = mask(turn.caller)

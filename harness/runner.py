@@ -25,6 +25,7 @@ from .records import CaseResult, CheckResult
 from .spec import Limits
 from .targets.base import Target
 from .workload import CompiledCase, WorkItem, compile_case, plan_items  # noqa: F401  (the plan, re-exported)
+from .workload import with_service_versions
 from . import tracing
 
 T = TypeVar("T")
@@ -215,12 +216,14 @@ class Runner:
             return _result(item, started, status="error", error=error, error_kind=kind,
                            duration_ms=(time.perf_counter() - t0) * 1000)
         status = _status(checks)
+        versions = [t.reply.service_version for t in transcript.turns if t.reply.service_version]
+        inputs = with_service_versions(item.compiled.inputs, versions)
         if status == "failed" and (judge_error := _judge_error(item.compiled, checks)) is not None:
             self.judge_errors += 1
             return _result(item, started, status="error", error=judge_error, error_kind=JUDGE_ERROR, checks=checks,
-                           transcript=transcript, duration_ms=(time.perf_counter() - t0) * 1000)
+                           transcript=transcript, duration_ms=(time.perf_counter() - t0) * 1000, inputs=inputs)
         return _result(item, started, status=status, checks=checks, transcript=transcript,
-                       duration_ms=(time.perf_counter() - t0) * 1000)
+                       duration_ms=(time.perf_counter() - t0) * 1000, inputs=inputs)
 
     async def run(self, items: list[WorkItem]) -> RunStats:
         stats = RunStats(requests=self.guard.stats)
@@ -250,10 +253,12 @@ class Runner:
 
 
 def _result(item: WorkItem, started: float, **outcome: Any) -> CaseResult:
-    """A planned item's result: the case's identity (worked out once by compile_case) and its outcome."""
+    """A planned item's result: the case's identity (worked out once by compile_case) and its
+    outcome; its input fingerprint is the plan's unless the call learnt more (`inputs`)."""
     cc = item.compiled
+    outcome.setdefault("inputs", cc.inputs)
     return CaseResult(case_id=cc.case.id, topic=cc.topic, tags=list(cc.tags), repeat_index=item.repeat_index,
-                      started=started, source=cc.source, inputs=cc.inputs, **outcome)
+                      started=started, source=cc.source, **outcome)
 
 
 def _error_line(e: Exception, timeout: float) -> tuple[str, str]:

@@ -557,6 +557,10 @@ class AnalysisSpec(Strict):
     fallback_share: float = Field(default=0.1, ge=0, le=1,
                                   description="share of replies a fallback route served that makes a run infra "
                                               "(the primary was down, the service stayed up)")
+    gate: Literal["checks", "verdict"] = Field(
+        default="checks",
+        description="what sets the exit code: the checks and the verdict (checks), or the verdict alone "
+                    "(verdict: failing cases that did not move exit 0; for drift suites on live models)")
 
 
 class TracingSpec(Strict):

@@ -97,6 +97,16 @@ class VerdictClass(str, Enum):
         """The run's exit code: the one this class forces, else the checks' own."""
         return self.forced_exit if self.forced_exit is not None else checks
 
+    def gate_exit_code(self) -> ExitCode:
+        """The run's exit code on the verdict alone (a suite's `analysis: {gate: verdict}`): a
+        drift suite against a live model whose cases never all pass is red when something
+        moved or the service was down, not every day its known failures fail again."""
+        if self.forced_exit is not None:
+            return self.forced_exit
+        if self is VerdictClass.FALLBACK:
+            return ExitCode.UNREACHABLE
+        return ExitCode.OK
+
     @classmethod
     def parse(cls, value: Any) -> VerdictClass | None:
         """The class named by a stored string (older spellings included); None if unknown."""

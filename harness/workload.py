@@ -132,6 +132,21 @@ def case_fingerprint(digest: bytes, case: CaseSpec) -> str:
     return h.hexdigest()[:16]
 
 
+def with_service_versions(fp: str | None, versions: Iterable[str]) -> str | None:
+    """`fp` with the versions the service under test reported during the call folded in: a
+    deploy of the service is our side of the call, like a changed prompt. `fp` itself when
+    the service reported none (a run before and after adding `version_header` therefore
+    differ once, and only in the fingerprint)."""
+    import hashlib
+
+    found = sorted(set(versions))
+    if fp is None or not found:
+        return fp
+    h = hashlib.sha256(fp.encode())
+    h.update("\x00".join(found).encode())
+    return h.hexdigest()[:16]
+
+
 def stamp_inputs(target: Any, compiled: Iterable[CompiledCase]) -> None:
     """Give every compiled case its input fingerprint, once per run (a few µs a case)."""
     import hashlib

@@ -39,6 +39,7 @@ class Webhook:
         self.bodies: list[Any] = []
         self.headers: list[dict[str, str]] = []
         self.ended: list[Any] = []
+        self.version: dict[str, Any] = {}  # merged into every turn's answer (a service naming its build)
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -53,7 +54,8 @@ class Webhook:
             state.update(transferred=True, reason="caller asked for a human")
         if body.get("kind") == "greeting":
             return web.json_response({"response": {"text": "お電話ありがとうございます。"}, "state": {}})
-        return web.json_response({"response": {"text": f"承りました: {said}"}, "state": state})
+        return web.json_response({"response": {"text": f"承りました: {said}"}, "state": state, **self.version},
+                                 headers={"X-Service-Build": "hdr-9"})
 
     async def end(self, request: web.Request) -> web.Response:
         self.ended.append(await request.json())

@@ -223,6 +223,8 @@ class CaseBehaviour:
     ours: bool | None = None  # our inputs changed (None: not known)
     known: bool = False  # both sides carry input fingerprints (else `ours` came from the git sha)
     model_changed: bool = False  # the model identity that answered is new for this case
+    # (reference, now): the versions the service under test reported, when they differ
+    versions: tuple[list[str], list[str]] | None = None
 
     @property
     def side(self) -> str:
@@ -272,6 +274,9 @@ def case_behaviour(case_id: str, topic: str, before: str | None, after: str, now
         b.known = True
     else:
         b.ours = code_changed  # results stored before input fingerprints: the git sha is all there is
+    ref_versions = sorted({v for p in pooled for v in p.versions})
+    if now.versions and ref_versions and set(now.versions) != set(ref_versions):
+        b.versions = (ref_versions, sorted(now.versions))
     ref_identity = set().union(*(_identity(p) for p in pooled)) if pooled else set()
     now_identity = _identity(now)
     b.model_changed = bool(ref_identity and now_identity and not now_identity <= ref_identity)

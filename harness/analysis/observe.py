@@ -37,10 +37,15 @@ class CaseObs:
     # (route, model, fingerprint) -> replies served
     serving: Counter = field(default_factory=Counter)
     inputs: list[str] = field(default_factory=list)  # distinct input fingerprints (harness.analysis.inputs)
+    versions: list[str] = field(default_factory=list)  # distinct versions the service under test reported
 
     def note_inputs(self, fp: str | None) -> None:
         if fp and fp not in self.inputs:
             self.inputs.append(fp)
+
+    def note_version(self, version: Any) -> None:
+        if version and isinstance(version, str) and version not in self.versions:
+            self.versions.append(version)
 
     def count(self, status: str) -> int:
         return self.statuses.count(status)
@@ -74,6 +79,7 @@ class CaseObs:
             "outage": self.outage,
             "serving": [[r, m, f, n] for (r, m, f), n in self.serving.items()],
             "inputs": self.inputs,
+            "versions": self.versions,
         }
 
     @classmethod
@@ -89,6 +95,7 @@ class CaseObs:
         obs.outage = int(data.get("outage") or 0)
         obs.serving = Counter({(r, m, f): int(n) for r, m, f, n in data.get("serving") or []})
         obs.inputs = [str(x) for x in data.get("inputs") or []]
+        obs.versions = [str(x) for x in data.get("versions") or []]
         return obs
 
 
@@ -140,6 +147,7 @@ def add_row(obs: CaseObs, status: str, checks: list[dict[str, Any]], transcript:
     if transcript:
         for t in transcript.get("turns", []):
             r = t.get("reply") or {}
+            obs.note_version(r.get("service_version"))
             replies.append((t.get("kind"), r.get("text") or "",
                             float(r["total_ms"]) if r.get("total_ms") is not None else None,
                             int(r.get("tokens_in") or 0) + int(r.get("tokens_out") or 0), float(r.get("cost") or 0.0),
@@ -160,6 +168,7 @@ def add_result(obs: CaseObs, r: CaseResult) -> None:
     if t is not None:
         for turn in t.turns:
             a = turn.reply
+            obs.note_version(a.service_version)
             replies.append((turn.kind, a.text or "", a.total_ms, (a.tokens_in or 0) + (a.tokens_out or 0),
                             a.cost or 0.0, a.route, a.deployment or a.model, a.fingerprint))
         outage_transfer = bool(t.outcome.transferred and t.outcome.transfer_reason == "outage")

@@ -22,6 +22,7 @@ of evidence is one more gatherer.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -74,6 +75,16 @@ class Facts:
         """Calls that did not reach a model (infra errors and calls not run; a case whose judge
         could not answer did reach it, and is counted in `judge_unavailable` instead)."""
         return max(0, self.cmp.infra["errors"] - self.judge_unavailable) + self.cmp.infra["not_run"]
+
+    @cached_property
+    def service_versions(self) -> tuple[list[str], list[str], int] | None:
+        """(the reference's, today's, cases) for the most common change of the version the
+        service under test reports, among the cases whose inputs changed; None if none."""
+        deployed = Counter((tuple(b.versions[0]), tuple(b.versions[1])) for b in self.our_cases if b.versions)
+        if not deployed:
+            return None
+        (before, now), n = deployed.most_common(1)[0]
+        return list(before), list(now), n
 
     @cached_property
     def judge_stats(self) -> dict[str, Any]:
@@ -358,9 +369,17 @@ def ev_attribution(f: Facts) -> list[Evidence]:
     detail = f"our inputs changed in {len(ours)} case(s): {names(ours)}"
     if both:
         detail += f"; the model identity changed too in {len(both)} of them"
+    deployed = f.service_versions
+    if deployed:
+        before, now, n = deployed
+        detail += (f"; the service reports version {', '.join(now)} (the reference: {', '.join(before)})"
+                   + (f" in {n} of them" if n < len(ours) else ""))
     if model_moved:
         detail += f"; with the same inputs, {len(model_moved)} case(s) moved: {names(model_moved)}"
-    return [Evidence("attribution", detail, {"cases": ours, "both": both, "model_moved": model_moved})]
+    data: dict[str, Any] = {"cases": ours, "both": both, "model_moved": model_moved}
+    if deployed:
+        data["service_version"] = {"reference": before, "now": now}
+    return [Evidence("attribution", detail, data)]
 
 
 def ev_latency(f: Facts) -> list[Evidence]:
@@ -538,7 +557,9 @@ def rule_regression(f: Facts) -> Finding | None:
     if (f.ref.git_sha or f.run.git_sha) and f.ref.git_sha != f.run.git_sha:
         code = f"; git {(f.ref.git_sha or '?')[:12]} → {(f.run.git_sha or '?')[:12]}"
     if any(b.known for b in f.our_cases):
-        because = f"our inputs changed in {len(ours)} case(s) and the model did not"
+        deployed = f.service_versions
+        version = f" (the service reports version {', '.join(deployed[1])}, was {', '.join(deployed[0])})" if deployed else ""
+        because = f"our inputs changed in {len(ours)} case(s){version} and the model did not"
     else:  # results stored before input fingerprints
         because = "the code changed and the model did not"
     return Finding(VerdictClass.REGRESSION, f"regression: significant drop in {where}; {because}{code}")

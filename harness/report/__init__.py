@@ -34,7 +34,26 @@ _WHERE = {
     "summarize": "summary",
 }
 
-__all__ = sorted([*_WHERE, "percentile"])
+__all__ = [
+    "ErrorGroup",
+    "ProgressReporter",
+    "RunSummary",
+    "SlowTurn",
+    "StatusLine",
+    "Tally",
+    "build_json",
+    "build_junit",
+    "percentile",
+    "print_summary",
+    "rate_text",
+    "render_run_html",
+    "status_line",
+    "summarize",
+    "summary_table",
+    "write_json",
+    "write_junit",
+    "write_run_html",
+]
 
 if TYPE_CHECKING:
     from ..percentiles import percentile
@@ -47,9 +66,7 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name == "percentile":
-        from ..percentiles import percentile
-
-        return percentile
+        return importlib.import_module("..percentiles", __name__).percentile
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -44,6 +44,8 @@ def _analyse(store, suite, run: RunInfo, results: list[CaseResult], items, code:
         except HarnessError as e:
             warnings.append(f"could not attribute the mixed verdict: {e.line()}")
         run.extra["verdict"] = verdict.to_dict()
+    if suite.analysis.gate == "verdict":
+        return verdict.cls.gate_exit_code()
     return verdict.cls.exit_code(code)
 
 

@@ -43,6 +43,17 @@ def split_structured(text: str) -> tuple[str, dict[str, Any]] | None:
     return obj["reply"], state
 
 
+MAX_VERSION_CHARS = 100
+
+
+def service_version_of(value: Any) -> str | None:
+    """A service's self-reported version as stored: a short single-line string, or None."""
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    text = " ".join(str(value).split())
+    return text[:MAX_VERSION_CHARS] or None
+
+
 def ends_call(state: dict[str, Any]) -> bool:
     """An agent that hung up or handed the caller to a human ends the call."""
     return bool(state.get("ended")) or state.get("transferred") is True

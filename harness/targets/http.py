@@ -13,7 +13,11 @@ target:
   reply_path: $.response.text
   intent_path: $.state.intent
   slots_path: $.state.slots
+  version_path: $.build.version    # or version_header: X-Agent-Version
 ```
+
+`version_path` / `version_header` name where the service reports its own version; it is
+stored with each turn and folded into the result's input fingerprint (a deploy is our side).
 
 Template variables: `call_id` (unique per call), `case` (id, topic, tags, language),
 `turn` (caller turn number, 1-based; 0 for the greeting), `text` (what the caller said; the
@@ -46,7 +50,7 @@ from ..httpclient import Session, parse_json, safe_endpoint, status_error
 from ..records import AgentReply, Outcome
 from ..spec import CaseSpec
 from ..tracing import http_request
-from ._replystate import STATE_KEYS, ends_call, outcome_from
+from ._replystate import STATE_KEYS, ends_call, outcome_from, service_version_of
 from .base import CallContext, Conversation, Target, TargetConfig, register
 
 TEMPLATE_VARIABLES = ("call_id", "case", "turn", "text", "kind", "history")
@@ -69,6 +73,10 @@ class HttpConfig(TargetConfig):
     ended_path: str | None = "$.ended"
     side_effects_path: str | None = "$.side_effects"
     end_url: str | None = Field(default=None, description="POSTed {call_id, case_id} at the end; returns the end state")
+    # the service's own version, when it reports one: part of our side of a call (drift attribution)
+    version_header: str | None = Field(default=None, min_length=1, max_length=100,
+                                       description="response header naming the service's version")
+    version_path: str | None = Field(default=None, description="JSONPath of the service's version in a response")
 
     @field_validator("url", "end_url")
     @classmethod
@@ -113,6 +121,8 @@ class HttpTarget(Target):
             for name in STATE_KEYS
             if (expr := getattr(config, f"{name}_path")) is not None
         }
+        self._version_path = (_compile_path("version_path", config.version_path)
+                              if config.version_path is not None else None)
         self._session: Session | None = None
 
     def _compile_body(self, body: str | None) -> jinja2.Template | None:
@@ -171,8 +181,9 @@ class HttpTarget(Target):
         return self._session
 
     @http_request  # a client span per request when the run is traced
-    async def post(self, method: str, url: str, body: bytes) -> tuple[Any, float]:
-        """One request: (the decoded JSON response, milliseconds it took)."""
+    async def post(self, method: str, url: str, body: bytes) -> tuple[Any, float, str | None]:
+        """One request: (the decoded JSON response, milliseconds it took, the service's version
+        from `version_header` when the suite names one)."""
         where = safe_endpoint(url)
         session = self.session()  # before the clock starts: the first one imports aiohttp
         t0 = time.perf_counter()
@@ -185,7 +196,8 @@ class HttpTarget(Target):
         err = status_error(resp.status, resp.headers, content, where)
         if err is not None:
             raise err
-        return parse_json(content, where), ms
+        version = resp.headers.get(self.config.version_header) if self.config.version_header else None
+        return parse_json(content, where), ms, version
 
     def state_of(self, data: Any) -> dict[str, Any]:
         state = {}
@@ -195,14 +207,17 @@ class HttpTarget(Target):
                 state[name] = value
         return state
 
-    def reply_of(self, data: Any, ms: float) -> AgentReply:
+    def reply_of(self, data: Any, ms: float, version: str | None = None) -> AgentReply:
         found, text = _pick(self._reply_path, data)
         if not found:
             raise InfraError("protocol", f"the response has nothing at reply_path {self.config.reply_path}",
                              endpoint=self.safe_url, retryable=False)
         state = self.state_of(data)
+        if self._version_path is not None:
+            found, value = _pick(self._version_path, data)
+            version = value if found and value is not None else version
         return AgentReply(text="" if text is None else str(text), total_ms=ms, route="primary",
-                          state=state, ended=ends_call(state))
+                          state=state, ended=ends_call(state), service_version=service_version_of(version))
 
 
 class HttpConversation(Conversation):
@@ -222,8 +237,8 @@ class HttpConversation(Conversation):
         async def attempt() -> AgentReply:
             nonlocal attempts
             attempts += 1
-            data, ms = await t.post(t.config.method, t.config.url, body)
-            return t.reply_of(data, ms)
+            data, ms, version = await t.post(t.config.method, t.config.url, body)
+            return t.reply_of(data, ms, version)
 
         reply = await self.ctx.request(attempt, what=f"webhook turn ({t.safe_url})")
         reply.attempts = attempts
@@ -249,7 +264,7 @@ class HttpConversation(Conversation):
         body = json.dumps({"call_id": self.call_id, "case_id": self.case_vars["id"]}, ensure_ascii=False).encode()
 
         async def attempt() -> Any:
-            data, _ = await t.post("POST", t.config.end_url or "", body)
+            data, _, _ = await t.post("POST", t.config.end_url or "", body)
             return data
 
         data = await self.ctx.request(attempt, what=f"webhook end of call ({safe_endpoint(t.config.end_url)})")

@@ -41,7 +41,7 @@ from ..errors import ConfigError, InfraError
 from ..httpclient import safe_endpoint
 from ..records import AgentReply, Outcome
 from ..spec import CaseSpec
-from ._replystate import ends_call, outcome_from, split_structured
+from ._replystate import ends_call, outcome_from, service_version_of, split_structured
 from .base import CallContext, Conversation, Target, TargetConfig, register
 from .pricing import Price, cost_of
 
@@ -93,6 +93,9 @@ class OpenAIConfig(TargetConfig):
     prices: dict[str, Price] = Field(default_factory=dict, description="model → USD per million tokens")
     gateway: GatewayHeaders = Field(default_factory=GatewayHeaders,
                                     description="response headers naming the deployment that served")
+    version_header: str | None = Field(default=None, min_length=1, max_length=100,
+                                       description="response header in which the service under test names its "
+                                                   "own version (part of our inputs for drift attribution)")
 
     @field_validator("api_key")
     @classmethod
@@ -279,6 +282,9 @@ class OpenAITarget(Target):
         structured = split_structured(content)
         if structured is not None:
             text, state = structured
+        version = None
+        if self.config.version_header and answer.headers:
+            version = service_version_of(answer.headers.get(self.config.version_header))
         return content, AgentReply(
             text=text,
             first_token_ms=answer.first_token_ms,
@@ -295,6 +301,7 @@ class OpenAITarget(Target):
             deployment=deployment,
             deployment_id=deployment_id,
             upstream_attempts=upstream,
+            service_version=version,
         )
 
 
