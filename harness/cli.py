@@ -74,7 +74,11 @@ class _RunCommand(typer.core.TyperCommand):
         super().format_options(ctx, formatter)
         from .targets import cli_options
 
-        rows = [(f"{opt.flag} {opt.metavar}", f"[{kind} target] {opt.help}") for kind, opt in cli_options()]
+        # one row per flag: targets that share one (the sim's and the voice agent's --sim-fault) say so in it
+        by_flag: dict[str, tuple[str, list[str]]] = {}
+        for kind, opt in cli_options():
+            by_flag.setdefault(opt.flag, (opt.metavar, []))[1].append(f"[{kind} target] {opt.help}")
+        rows = [(f"{flag} {metavar}", " ".join(helps)) for flag, (metavar, helps) in by_flag.items()]
         if rows:
             with formatter.section("Target options"):
                 formatter.write_dl(rows)

@@ -53,6 +53,14 @@ def test_help_lists_commands(project: Project) -> None:
         assert cmd in out.stdout
 
 
+def test_run_help_lists_a_target_option_two_targets_share_once_naming_both(project: Project) -> None:
+    p = project.harness("run", "--help")
+    assert p.returncode == 0, p.stderr
+    options = p.stdout.split("Target options", 1)[1]
+    assert options.count("--sim-fault") == 1, options
+    assert "[sim target]" in options and "[voice target]" in options
+
+
 def test_shipped_post_merge_suite_passes_offline_and_writes_reports(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path}/h.db"
     out = subprocess.run(
