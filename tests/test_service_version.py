@@ -119,6 +119,8 @@ def test_the_version_is_stored_with_each_turn_and_read_back(versioned: Project):
     rows = sqlite3.connect(versioned.root / ".harness" / "history.db").execute("select transcript from results").fetchall()
     versions = {t["reply"].get("service_version") for (tr,) in rows for t in json.loads(tr)["turns"]}
     assert versions == {"2.3.0 build 7"}  # one line, spaces folded
+    (page,) = [p for p in (versioned.root / "reports").glob("*.html") if not p.name.endswith(("-trend.html", "-latest.html"))]
+    assert "service version <code>2.3.0 build 7</code>" in page.read_text(encoding="utf-8")
 
 
 @pytest.mark.asyncio

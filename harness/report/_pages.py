@@ -126,6 +126,7 @@ def turn_view(t: Turn, checks: list[dict[str, Any]]) -> dict[str, Any]:
         "deployment": r.deployment if r.deployment != r.model else None,
         "upstream_attempts": r.upstream_attempts if r.upstream_attempts and r.upstream_attempts > 1 else None,
         "fingerprint": r.fingerprint,
+        "service_version": r.service_version,
         "tokens": tokens,
         "cost": None if r.cost is None else f"${r.cost:.5f}",
         "attempts": r.attempts if r.attempts and r.attempts > 1 else None,
