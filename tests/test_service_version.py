@@ -40,7 +40,7 @@ target:
   kind: openai
   base_url: ${LLM_URL}
   model: phone-agent
-  stream: false
+  stream: true   # the version header arrives before the stream; the not-streamed path reads it too
   version_header: X-Agent-Version
 """
 
