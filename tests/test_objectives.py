@@ -320,10 +320,10 @@ def test_latency_fault_burns_the_budget_and_the_gate_fails_the_run(project):
                  "budget_policy: {gate: true}")
     ok = project.harness("run", "suites/sim.yaml", "--no-reports")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "Objectives missed" not in ok.stdout
+    assert "Objectives off track" not in ok.stdout
     slow = project.harness("run", "suites/sim.yaml", "--no-reports", "--sim-fault", "latency:300")
     assert slow.returncode == 1, slow.stdout + slow.stderr
-    assert "Objectives missed (1)" in slow.stdout
+    assert "Objectives off track (1)" in slow.stdout
     assert "objective answer-time: p90 turn_ms" in slow.stdout and "(target < 150 ms, missed)" in slow.stdout
     assert "budget policy says" in slow.stderr and "answer-time" in slow.stderr and "of its budget left" in slow.stderr
     # half the turns of the window were slow: far past the post-mortem line
@@ -363,7 +363,7 @@ def test_server_errors_and_hallucinations_burn_their_budgets_and_reports_say_so(
     props = {p.get("name"): p.get("value") for p in ET.parse(project.root / "out.xml").iter("property")}
     assert any(v.startswith("objective availability:") for k, v in props.items() if k.startswith("objective.missed."))
     html = (project.root / "out.html").read_text()
-    assert "Objectives missed" in html and "objective availability:" in html
+    assert "Objectives off track" in html and "objective availability:" in html
     assert bad.returncode == 1
 
 

@@ -152,7 +152,7 @@ def _print_verdict(console: Console, verdict: Verdict) -> None:
 
 def _print_objectives(console: Console, view: ObjectivesView) -> None:
     """A line per missed objective, beside the verdict (never a verdict class)."""
-    console.print(Text(f"Objectives missed ({len(view.missed)})", style="bold magenta"))
+    console.print(Text(f"Objectives off track ({len(view.missed)})", style="bold magenta"))
     for text in view.missed:
         console.print(Text("  ◆ " + one_line(text, 300)))
     if view.gate:
