@@ -13,7 +13,8 @@ run to classify, all with new seeds, then classifies it through the analysis API
 
 - **False alarms**: runs of the unchanged model called anything but ok / noise / failing.
 - **Detection**: per scenario, the share of runs classified right (class, and for drift its
-  direction); attribution scenarios (our prompt, both sides) must come out regression / mixed.
+  direction); attribution scenarios (our prompt, a deploy of the service that reports its version,
+  both sides) must come out regression / mixed; a deploy that changes nothing stays quiet.
 - **Cost**: model calls per verdict with adaptive repeats (`repeat: {min: 1, max: 5}`) against a
   fixed `repeat: 5`, and the detection each reaches on the 10-point drop and the 25 % answer change.
 - **Real data**: the recorded answers of real model snapshots (../shared/data/llmdrift-opinionqa)
@@ -46,6 +47,7 @@ from harness.analysis.observe import CaseObs  # noqa: E402
 from harness.analysis.rules import classify  # noqa: E402
 from harness.records import RunInfo  # noqa: E402
 from harness.spec import AnalysisSpec  # noqa: E402
+from harness.workload import with_service_versions  # noqa: E402
 
 CASES = 200
 WEAK = 30
@@ -71,6 +73,7 @@ class Model:
         self.latency = 1.0
         self.fp = "fp1"
         self.inputs: dict[int, str] = {}  # case -> our inputs (default in1)
+        self.version = "2.3.0"  # what the service under test says it runs (version_header)
 
     def call(self, i: int, rng: random.Random) -> tuple[str, bool, float, int]:
         if i in self.refusing:
@@ -102,7 +105,9 @@ def observe(model: Model, seed: int, repeats: int | dict[int, int] = 1) -> dict[
         k = repeats if isinstance(repeats, int) else repeats.get(i, 1)
         for _ in range(k):
             add_call(obs, model, i, rng)
-        obs.note_inputs(model.inputs.get(i, "in1"))
+        # the runner folds a reported version into the input fingerprint (workload.with_service_versions)
+        obs.note_inputs(with_service_versions(model.inputs.get(i, "in1"), [model.version]))
+        obs.note_version(model.version)
         out[obs.case_id] = obs
     return out
 
@@ -167,6 +172,13 @@ def scenario(name: str, rng: random.Random) -> tuple[Model, str]:
         m.inputs = {i: "in2" for i in range(CASES)}
         m.broken = pick(CASES // 5, strong, rng)
         return m, "regression"
+    if name == "service deploy":
+        m.version = "2.4.0"  # our prompt is the same: the service under test was redeployed
+        m.broken = pick(CASES // 5, strong, rng)
+        return m, "regression naming 2.4.0"
+    if name == "deploy, same behaviour":
+        m.version = "2.4.0"
+        return m, "quiet"
     if name == "both":
         ours = set(range(0, CASES, 2))
         m.inputs = {i: "in2" for i in ours}
@@ -178,12 +190,17 @@ def scenario(name: str, rng: random.Random) -> tuple[Model, str]:
 
 
 SCENARIOS = ["drop 5", "drop 10", "drop 20", "drop 35", "rise 15", "answers 25%", "verbosity halved",
-             "refusals up", "format [Yes]→Yes", "latency ×2", "fingerprint only", "our prompt", "both"]
+             "refusals up", "format [Yes]→Yes", "latency ×2", "fingerprint only", "our prompt", "service deploy",
+             "deploy, same behaviour", "both"]
 
 
 def right(cls: str, headline: str, expected: str) -> bool:
     if expected == "quiet, with latency evidence":
         return cls in QUIET and headline.endswith("[latency evidence]")
+    if expected == "quiet":
+        return cls in QUIET
+    if expected == "regression naming 2.4.0":
+        return cls == "regression" and "version 2.4.0, was 2.3.0" in headline
     if expected.startswith("drift"):
         if cls != "drift":
             return False
