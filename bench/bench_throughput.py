@@ -22,6 +22,16 @@ over the bare client's) is the figure that compares across runs. `--no-plain` sk
 `harness run` needs (pydantic, PyYAML, SQLAlchemy, typer) and using none of them, which is
 the least any run built on them can take.
 
+`--promptfoo BIN` adds a peer: the same cases and checks (`max_length`, `not_contains` as a
+JavaScript and a `not-contains` assertion) through `promptfoo eval` at the same concurrency
+against the same server, its cache off and its results written to its own database as ours
+are to the store. Its OpenAI provider does not stream, so every run is then non-streamed.
+Install it outside the project (it needs Node.js; 0.121.x is the last line that runs on
+Node 20):
+
+    npm install --prefix /tmp/peers promptfoo@0.121.20
+    python bench/bench_throughput.py --promptfoo /tmp/peers/node_modules/.bin/promptfoo
+
 `--otel` adds a run with tracing on (`HARNESS_OTEL=1`, harness.tracing) right after each
 one with it off, exporting to a local OTLP/HTTP sink that accepts and counts what it gets:
 "traced vs untraced" is the overhead of a trace per case (case, turn and client spans, the
@@ -61,6 +71,21 @@ def write_project(folder: Path, n: int, base_url: str, concurrency: int, stream:
     )
     (folder / "pyproject.toml").write_text("", encoding="utf-8")
     return suite
+
+
+def write_promptfoo(folder: Path, n: int, base_url: str) -> Path:
+    """The same N single-turn cases and checks as `write_project`, as a promptfoo config."""
+    lines = ["prompts:", "  - 'What are your opening hours? ({{i}})'",
+             "providers:", "  - id: openai:chat:bench-model", "    config:",
+             f"      apiBaseUrl: {base_url}", "      apiKey: bench",
+             "defaultTest:", "  assert:",
+             "    - {type: javascript, value: 'output.length <= 2000'}",
+             "    - {type: not-contains, value: error}",
+             "tests:"]
+    lines += [f"  - vars: {{i: {i}}}" for i in range(n)]
+    path = folder / "promptfooconfig.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 STACK = ("pydantic", "yaml", "sqlalchemy", "typer")  # what `harness run` imports besides aiohttp
@@ -164,7 +189,8 @@ def _timed(cmd: list[str], out_path: Path, env: dict[str, str] | None = None) ->
 
 
 def run_once(n: int, latency_ms: float, concurrency: int, stream: bool, aiohttp_mock: bool = False,
-             plain: bool = True, stack_floor: bool = False, otel: bool = False) -> dict:
+             plain: bool = True, stack_floor: bool = False, otel: bool = False,
+             promptfoo: str | None = None) -> dict:
     server = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "mock_openai.py"), "--port", "0", "--latency-ms", str(latency_ms),
          *(["--aiohttp"] if aiohttp_mock else [])],
@@ -194,6 +220,21 @@ def run_once(n: int, latency_ms: float, concurrency: int, stream: bool, aiohttp_
                     traced = {"wall_s": wall_t, "cpu_s": usage_t.ru_utime + usage_t.ru_stime,
                               "rss_mb": usage_t.ru_maxrss / 1024, "exports": sink.requests, "kb": sink.bytes / 1024}
             plain_wall = floor_wall = None
+            peer = None
+            if promptfoo:
+                # the peer on the same server at the same moment: its own cache off, results kept in
+                # its own database (as ours are in the store), telemetry and update checks off
+                env = {**untraced, "PROMPTFOO_CONFIG_DIR": f"{tmp}/promptfoo", "PROMPTFOO_DISABLE_TELEMETRY": "1",
+                       "PROMPTFOO_DISABLE_UPDATE": "1", "PROMPTFOO_DISABLE_SHARING": "1",
+                       # its log files: 0.121's file logger can throw "write after end" on exit
+                       "PROMPTFOO_DISABLE_DEBUG_LOG": "1", "PROMPTFOO_DISABLE_ERROR_LOG": "1"}
+                config = write_promptfoo(Path(tmp), n, base_url)
+                wall_p, code, usage_p = _timed([promptfoo, "eval", "-c", str(config), "--no-cache", "--max-concurrency",
+                                                str(concurrency), "--no-progress-bar", "--no-table"], out_path, env)
+                said = out_path.read_text(errors="replace")
+                if code != 0 or f"{n:,} passed" not in said:
+                    sys.exit(f"promptfoo eval failed ({code}): {said[-2000:]}")
+                peer = {"wall_s": wall_p, "cpu_s": usage_p.ru_utime + usage_p.ru_stime, "rss_mb": usage_p.ru_maxrss / 1024}
             client = [sys.executable, __file__, "--plain-client", base_url, "--cases", str(n),
                       "--concurrency", str(concurrency), *(["--no-stream"] if not stream else [])]
             for wanted, extra in ((plain, []), (stack_floor, ["--stack"])):
@@ -216,7 +257,7 @@ def run_once(n: int, latency_ms: float, concurrency: int, stream: bool, aiohttp_
             "peak_rss_mb": usage.ru_maxrss / 1024, "status": output.strip().splitlines()[-1],
             "plain_ratio": plain_wall / ideal if plain_wall else None,
             "vs_plain": wall / plain_wall if plain_wall else None,
-            "floor_ratio": floor_wall / ideal if floor_wall else None, "traced": traced,
+            "floor_ratio": floor_wall / ideal if floor_wall else None, "traced": traced, "promptfoo": peer,
             "cpu_s": cpu}
 
 
@@ -225,6 +266,11 @@ def _line(r: dict, label: str = "") -> str:
              if r.get("vs_plain") else "")
     if r.get("floor_ratio"):
         plain += f"  plain aiohttp + stack imports ratio {r['floor_ratio']:.2f}"
+    pf = r.get("promptfoo")
+    if pf:
+        plain += (f"  promptfoo: ratio {pf['wall_s'] / r['ideal_s']:.2f}, harness vs promptfoo "
+                  f"{r['wall_s'] / pf['wall_s']:.2f}, cpu {pf['cpu_s'] / r['cases'] * 1000:.2f} ms/case "
+                  f"(harness vs promptfoo {r['cpu_s'] / pf['cpu_s']:.2f}), peak RSS {pf['rss_mb']:.0f} MB")
     t = r.get("traced")
     if t:
         plain += (f"  traced: wall {t['wall_s']:.2f}s (traced vs untraced {t['wall_s'] / r['wall_s']:.2f}), "
@@ -250,18 +296,24 @@ def main() -> None:
                     help="also time the bare client after importing pydantic, PyYAML, SQLAlchemy and typer")
     ap.add_argument("--otel", action="store_true",
                     help="also run each size with tracing on (HARNESS_OTEL=1) into a local OTLP sink: the overhead")
+    ap.add_argument("--promptfoo", metavar="BIN",
+                    help="also run the same cases through this promptfoo executable (a peer; its OpenAI provider "
+                         "does not stream, so every run is then non-streamed)")
     ap.add_argument("--plain-client", metavar="BASE_URL", help=argparse.SUPPRESS)  # the paired run itself
     ap.add_argument("--stack", action="store_true", help=argparse.SUPPRESS)  # with --plain-client
     args = ap.parse_args()
     if args.plain_client:
         plain_client(args.plain_client, (args.cases or [1000])[0], args.concurrency, not args.no_stream, args.stack)
         return
+    if args.promptfoo:
+        args.no_stream = True
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "harness")], check=False)
     for n in args.cases or [1000, 10000]:
         runs = []
         for i in range(max(1, args.repeat)):
             runs.append(run_once(n, args.latency_ms, args.concurrency, not args.no_stream, args.aiohttp_mock,
-                                 plain=not args.no_plain, stack_floor=args.stack_floor, otel=args.otel))
+                                 plain=not args.no_plain, stack_floor=args.stack_floor, otel=args.otel,
+                                 promptfoo=args.promptfoo))
             print(_line(runs[-1], f"run {i + 1}: "), flush=True)
         if len(runs) > 1:
             by_ratio = sorted(runs, key=lambda r: r["ratio"])
