@@ -32,6 +32,7 @@ _WHERE = {
     "rate_text": "summary",
     "status_line": "summary",
     "summarize": "summary",
+    "percentile": ".percentiles",  # ..percentiles: the package's, re-exported here
 }
 
 __all__ = [
@@ -65,8 +66,6 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "percentile":
-        return importlib.import_module("..percentiles", __name__).percentile
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
