@@ -123,6 +123,23 @@ def test_the_version_is_stored_with_each_turn_and_read_back(versioned: Project):
     assert "service version <code>2.3.0 build 7</code>" in page.read_text(encoding="utf-8")
 
 
+def test_a_key_the_service_echoes_as_its_version_is_masked_in_everything_written(project: Project):
+    key = "sk-canary-VERSION-7f3a91"
+    project.write("golden/faq.yaml", golden())
+    project.write("suites/v.yaml", SUITE + "  api_key: ${AGENT_KEY}\n")
+    with MockOpenAI(reply=plain, headers={"X-Agent-Version": f"2.3.0+{key}"}) as m:
+        p = project.harness("run", "suites/v.yaml", "--no-progress", "-o", "reports",
+                            env={"LLM_URL": m.base_url, "AGENT_KEY": key})
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    written = [f.read_bytes() for f in (project.root / "reports").iterdir()]
+    written += [f.read_bytes() for f in (project.root / ".harness").glob("*.db")]
+    assert written and all(key.encode() not in blob for blob in written)
+    assert key not in p.stdout + p.stderr
+    rows = sqlite3.connect(project.root / ".harness" / "history.db").execute("select transcript from results").fetchall()
+    versions = {t["reply"].get("service_version") for (tr,) in rows for t in json.loads(tr)["turns"]}
+    assert len(versions) == 1 and versions.pop().startswith("2.3.0+")  # the version kept, the key blanked
+
+
 @pytest.mark.asyncio
 async def test_the_http_target_reads_the_version_from_a_json_path_or_a_header(tmp_path: Path):
     cases = tmp_path / "c.yaml"
@@ -147,6 +164,12 @@ async def test_the_http_target_reads_the_version_from_a_json_path_or_a_header(tm
         assert [t.reply.service_version for t in by_path.transcript.turns] == ["svc-7"]
         by_header = await play(version_header="X-Service-Build")
         assert [t.reply.service_version for t in by_header.transcript.turns] == ["hdr-9"]
+        hook.version = {"build": {"id": "v" * 10_000}}
+        (huge,) = [t.reply.service_version for t in (await play(version_path="$.build.id")).transcript.turns]
+        assert huge == "v" * 100  # a hostile version is cut, never stored whole
+        hook.version = {"build": {"id": ["not", "a", "version"]}}
+        (odd,) = [t.reply.service_version for t in (await play(version_path="$.build.id")).transcript.turns]
+        assert odd is None
         neither = await play()
         assert [t.reply.service_version for t in neither.transcript.turns] == [None]
 
